@@ -1,0 +1,1 @@
+"""The protocol spoken with the agent runtime."""

@@ -1,0 +1,1 @@
+"""Answering-machine detection: VAD, beep detector, greeting timing, verdicts."""

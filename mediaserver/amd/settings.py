@@ -1,0 +1,30 @@
+"""Tunable AMD settings: the campaign's switches plus the detector's thresholds."""
+
+from __future__ import annotations
+
+import msgspec
+
+from mediaserver.amd.events import FinalActionKind
+
+
+class AmdSettings(msgspec.Struct, frozen=True, kw_only=True):
+    # The campaign's switches (seed: "Voicemail Detection (AMD)").
+    enabled: bool = True
+    initial_check_delay_ms: int = 2000  # listen this long before a length-based call
+    llm_verification: bool = False
+    stop_speaking: bool = True
+    final_action: FinalActionKind = FinalActionKind.LEAVE_MESSAGE
+
+    # Deadlines.
+    decision_deadline_ms: int = 5000  # a verdict is always out by then
+    leave_message_cap_ms: int = 30000  # longest wait for a greeting to end
+    llm_deadline_ms: int = 1500  # how long the LLM answer may take to join
+
+    # Thresholds (tuned in benchmarks/, see the README's figures).
+    vad_threshold: float = 0.5
+    human_silence_ms: int = 500  # silence after a short utterance that means human
+    greeting_end_silence_ms: int = 1200  # silence that ends a greeting with no beep
+    no_audio_ms: int = 4000  # nothing but silence from answer to here: no audio
+    beep_min_ms: int = 80
+    beep_min_hz: float = 300.0
+    beep_max_hz: float = 2500.0

@@ -1,0 +1,1 @@
+"""G.711 codecs and PCM16 framing."""

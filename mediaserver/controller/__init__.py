@@ -1,0 +1,1 @@
+"""Control plane: campaigns, routing, queue, dispatcher, retries, actions."""

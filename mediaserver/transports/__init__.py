@@ -1,0 +1,1 @@
+"""Carrier media-stream protocols (Sans-I/O) and their asyncio glue."""

@@ -1,0 +1,1 @@
+"""WebRTC SDP offer/answer signaling."""
