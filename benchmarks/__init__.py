@@ -1,0 +1,1 @@
+"""Benchmarks: figures printed beside the targets in DESIGN.md."""

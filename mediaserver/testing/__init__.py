@@ -1,0 +1,1 @@
+"""Loopback peers used by the demo, the benchmarks and the tests."""
