@@ -1,0 +1,140 @@
+"""Campaign routes: create, read (any version), update (a new version), list,
+cancel, and the CSV upload that queues one call per row."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, TypeVar
+
+from litestar import Request, Router, get, post, put
+from litestar.datastructures import UploadFile
+from litestar.exceptions import ClientException, NotFoundException
+from litestar.params import Parameter
+
+from mediaserver.api.auth import SECURITY
+from mediaserver.api.backend import Backend
+from mediaserver.api.schemas import CampaignPage, Canceled, ImportReport
+
+T = TypeVar("T")
+
+MAX_CSV_BYTES = 512 * 1024 * 1024  # large files stream; this only bounds abuse
+CSV_CHUNK = 64 * 1024
+
+Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
+Offset = Annotated[int, Parameter(ge=0, description="items to skip")]
+
+
+def _found(value: T | None, what: str, key: str) -> T:
+    if value is None:
+        raise NotFoundException(f"no {what} {key!r}")
+    return value
+
+
+@post("/", status_code=201, summary="Create a campaign (version 1)")
+async def create_campaign(data: dict[str, Any], backend: Backend) -> Any:
+    return await backend.create_campaign(data)
+
+
+@get("/", summary="List campaigns, newest version of each")
+async def list_campaigns(
+    backend: Backend, limit: Limit = 50, offset: Offset = 0
+) -> CampaignPage:
+    items = await backend.list_campaigns(limit + 1, offset)
+    more = len(items) > limit
+    return CampaignPage(
+        items=items[:limit],
+        limit=limit,
+        offset=offset,
+        next_offset=offset + limit if more else None,
+    )
+
+
+@get("/{campaign_id:str}", summary="Read a campaign, its latest or a given version")
+async def read_campaign(
+    campaign_id: str,
+    backend: Backend,
+    version: Annotated[int | None, Parameter(ge=1)] = None,
+) -> Any:
+    found = await backend.read_campaign(campaign_id, version)
+    label = campaign_id if version is None else f"{campaign_id} v{version}"
+    return _found(found, "campaign", label)
+
+
+@get(
+    "/{campaign_id:str}/versions/{version:int}",
+    summary="Read one version of a campaign",
+)
+async def read_campaign_version(
+    campaign_id: str, version: int, backend: Backend
+) -> Any:
+    found = await backend.read_campaign(campaign_id, version)
+    return _found(found, "campaign", f"{campaign_id} v{version}")
+
+
+@put("/{campaign_id:str}", summary="Update a campaign: stores the next version")
+async def update_campaign(
+    campaign_id: str, data: dict[str, Any], backend: Backend
+) -> Any:
+    return _found(
+        await backend.update_campaign(campaign_id, data), "campaign", campaign_id
+    )
+
+
+@post(
+    "/{campaign_id:str}/cancel",
+    status_code=200,
+    summary="Cancel every queued call of a campaign",
+)
+async def cancel_campaign(campaign_id: str, backend: Backend) -> Canceled:
+    return _found(await backend.cancel_campaign(campaign_id), "campaign", campaign_id)
+
+
+async def _upload_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(CSV_CHUNK):
+        yield chunk
+
+
+@post(
+    "/{campaign_id:str}/calls/csv",
+    status_code=200,
+    request_max_body_size=MAX_CSV_BYTES,
+    summary="Upload contacts as CSV (text/csv body or multipart field `file`)",
+    description=(
+        "One call is queued per good row; the report lists rejected rows with "
+        "their line numbers and reasons. A text/csv body is read as a stream."
+    ),
+)
+async def upload_csv(
+    campaign_id: str, request: Request[Any, Any, Any], backend: Backend
+) -> ImportReport:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if content_type == "multipart/form-data":
+        form = await request.form()
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ClientException("multipart upload needs a file field named `file`")
+        report = await backend.import_csv(campaign_id, _upload_chunks(upload))
+    elif content_type in ("text/csv", "text/plain", "application/octet-stream"):
+        report = await backend.import_csv(campaign_id, request.stream())
+    else:
+        raise ClientException(
+            f"send text/csv or multipart/form-data, not {content_type or 'nothing'}",
+            status_code=415,
+        )
+    return _found(report, "campaign", campaign_id)
+
+
+campaign_router = Router(
+    path="/campaigns",
+    route_handlers=[
+        create_campaign,
+        list_campaigns,
+        read_campaign,
+        read_campaign_version,
+        update_campaign,
+        cancel_campaign,
+        upload_csv,
+    ],
+    security=SECURITY,
+    tags=["campaigns"],
+)
