@@ -1,0 +1,1 @@
+"""Carrier dialers: simulated, Twilio and Telnyx."""

@@ -1,0 +1,163 @@
+"""The HTTP plumbing the loopback carrier fakes share.
+
+A fake is a plain async handler (`HttpRequest` -> `HttpResponse`) served by
+uvicorn on 127.0.0.1 at an ephemeral port, plus a callback sender that
+refuses any address that is not loopback: a fake must never reach out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import uvicorn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
+
+
+def asgi_app(handler: Handler) -> Any:
+    """Wrap a plain handler as an ASGI application."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        request = HttpRequest(
+            method=scope["method"],
+            path=scope["path"],
+            query=scope.get("query_string", b"").decode(),
+            headers={k.decode().lower(): v.decode() for k, v in scope["headers"]},
+            body=b"".join(chunks),
+        )
+        try:
+            response = await handler(request)
+        except Exception:
+            log.exception("fake carrier handler failed on %s", request.path)
+            response = HttpResponse(500, b'{"message": "fake failed"}')
+
+        headers = [(b"content-type", response.content_type.encode())]
+        headers += [(k.encode(), v.encode()) for k, v in response.headers.items()]
+        start = {"type": "http.response.start", "status": response.status}
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+    return app
+
+
+class LoopbackServer:
+    """Serves an ASGI app on 127.0.0.1 at an ephemeral port until closed.
+
+    `bind()` reserves the port first, for apps that must know their own URL.
+    """
+
+    def __init__(self, app: Any, name: str) -> None:
+        self.app = app
+        self._name = name
+        self._sock: socket.socket | None = None
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def bind(self) -> str:
+        if self._sock is None:
+            self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._sock.bind(("127.0.0.1", 0))
+            self.port = self._sock.getsockname()[1]
+        return self.base_url
+
+    async def start(self) -> str:
+        self.bind()
+        assert self._sock is not None
+        config = uvicorn.Config(
+            self.app, log_level="warning", lifespan="off", access_log=False
+        )
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(
+            self._server.serve(sockets=[self._sock]), name=f"{self._name}-http"
+        )
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.01)
+        return self.base_url
+
+    async def close(self) -> None:
+        if self._server is None or self._task is None:
+            return
+        self._server.should_exit = True
+        await self._task
+        self._server = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+def require_loopback(url: str) -> None:
+    """Refuse to contact anything but this machine's loopback interface."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise ValueError(f"fake carriers only call loopback addresses, not {host!r}")
+
+
+class CallbackSender:
+    """POSTs callbacks to loopback URLs and records each answer's status."""
+
+    def __init__(self) -> None:
+        self._client = httpx.AsyncClient(timeout=5.0, trust_env=False)
+        self.statuses: list[int] = []
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        require_loopback(url)
+        try:
+            response = await self._client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            log.warning("callback to %s failed: %s", url, exc)
+            self.statuses.append(0)
+            return 0
+        self.statuses.append(response.status_code)
+        return response.status_code
+
+    async def close(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,148 @@
+"""Dialing and hanging up through the official twilio SDK against the fake."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from urllib.parse import parse_qs
+
+import pytest
+import pytest_asyncio
+
+from mediaserver.carriers.twilio import TwilioCredentials, TwilioDialer
+from mediaserver.controller.dialer import DialRequest
+from mediaserver.errors import CarrierError, ConfigError
+from mediaserver.testing.fake_twilio import CallScript, DialError, FakeTwilio
+
+SID = "AC" + "1" * 32
+TOKEN = "secret-auth-token"
+
+
+@pytest_asyncio.fixture
+async def fake() -> AsyncIterator[FakeTwilio]:
+    fake = FakeTwilio(SID, TOKEN, default=CallScript(ring_s=5, hold_s=5))
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest_asyncio.fixture
+async def dialer(fake: FakeTwilio) -> AsyncIterator[TwilioDialer]:
+    dialer = TwilioDialer(TwilioCredentials(SID, TOKEN), api_base=fake.api_base)
+    yield dialer
+    await dialer.close()
+
+
+def request(to: str = "+15550001111", call_id: str = "call-1") -> DialRequest:
+    return DialRequest(
+        call_id=call_id,
+        from_number="+15550002222",
+        to_number=to,
+        media_url="wss://media.example.test/twilio",
+        media_token="tok.123.mac",
+        status_callback_url="http://127.0.0.1:9/callbacks/twilio/status",
+        ring_timeout_s=25,
+        max_call_s=300,
+    )
+
+
+async def test_dial_sends_what_twilio_expects(
+    fake: FakeTwilio, dialer: TwilioDialer
+) -> None:
+    result = await dialer.dial(request())
+
+    call = fake.calls[result.provider_call_id]
+    assert result.provider_call_id.startswith("CA")
+    assert call.one("To") == "+15550001111"
+    assert call.one("From") == "+15550002222"
+    assert call.one("Timeout") == "25"
+    assert call.one("TimeLimit") == "300"
+    assert call.params["StatusCallbackEvent"] == [
+        "initiated",
+        "ringing",
+        "answered",
+        "completed",
+    ]
+    callback = call.one("StatusCallback")
+    assert parse_qs(callback.split("?", 1)[1]) == {"call_id": ["call-1"]}
+    twiml = call.one("Twiml")
+    assert '<Stream url="wss://media.example.test/twilio">' in twiml
+    assert '<Parameter name="token" value="tok.123.mac" />' in twiml
+    assert "<Connect>" in twiml
+
+
+async def test_hangup_once_and_again_is_success(
+    fake: FakeTwilio, dialer: TwilioDialer
+) -> None:
+    result = await dialer.dial(request())
+
+    await dialer.hangup(result.provider_call_id)
+    await dialer.hangup(result.provider_call_id)
+
+    call = fake.calls[result.provider_call_id]
+    assert call.hangup_requests == 2
+    assert call.hangup.is_set()
+
+
+async def test_lookup_reports_the_carrier_status(
+    fake: FakeTwilio, dialer: TwilioDialer
+) -> None:
+    result = await dialer.dial(request())
+    await dialer.hangup(result.provider_call_id)
+    async with asyncio.timeout(5):
+        await fake.wait_ended()
+    assert await dialer.lookup(result.provider_call_id) == "canceled"
+    assert await dialer.lookup("CA" + "f" * 32) is None
+
+
+@pytest.mark.parametrize(
+    ("error", "retryable"),
+    [
+        (DialError(400, 21211, "Invalid 'To' Phone Number"), False),
+        (DialError(403, 21215, "Geo permission not enabled"), False),
+        (DialError(429, 20429, "Too Many Requests"), True),
+        (DialError(500, 20500, "Internal Server Error"), True),
+        (DialError(503, 20503, "Service Unavailable"), True),
+    ],
+)
+async def test_dial_errors_are_classified(
+    fake: FakeTwilio, dialer: TwilioDialer, error: DialError, retryable: bool
+) -> None:
+    fake.scripts["+15550009999"] = CallScript(dial_error=error)
+    with pytest.raises(CarrierError) as caught:
+        await dialer.dial(request(to="+15550009999"))
+    assert caught.value.retryable is retryable
+    assert error.message in str(caught.value)
+    assert str(error.code) in str(caught.value)
+
+
+async def test_wrong_credentials_are_not_retryable(fake: FakeTwilio) -> None:
+    dialer = TwilioDialer(TwilioCredentials(SID, "wrong"), api_base=fake.api_base)
+    try:
+        with pytest.raises(CarrierError) as caught:
+            await dialer.dial(request())
+    finally:
+        await dialer.close()
+    assert not caught.value.retryable
+    assert "401" in str(caught.value)
+
+
+async def test_unreachable_api_is_retryable() -> None:
+    dialer = TwilioDialer(TwilioCredentials(SID, TOKEN), api_base="http://127.0.0.1:9")
+    try:
+        with pytest.raises(CarrierError) as caught:
+            await dialer.dial(request())
+    finally:
+        await dialer.close()
+    assert caught.value.retryable
+
+
+def test_credentials_come_from_env_and_never_show_the_token() -> None:
+    creds = TwilioCredentials.from_env(
+        {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": TOKEN}
+    )
+    assert creds.auth_token == TOKEN
+    assert TOKEN not in repr(creds)
+    assert TOKEN not in str(creds)
+    with pytest.raises(ConfigError):
+        TwilioCredentials.from_env({"TWILIO_ACCOUNT_SID": SID})
