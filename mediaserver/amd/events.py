@@ -68,7 +68,7 @@ class Beep(msgspec.Struct, frozen=True, kw_only=True, tag="beep"):
 
 class GreetingEnded(msgspec.Struct, frozen=True, kw_only=True, tag="greeting_ended"):
     at_ms: int
-    by: str  # "beep", "silence" or "cap" (waited as long as allowed)
+    by: str  # "beep", "silence", "cap" (waited as long as allowed), "stream_end"
 
 
 class FinalAction(msgspec.Struct, frozen=True, kw_only=True, tag="final_action"):
@@ -77,4 +77,16 @@ class FinalAction(msgspec.Struct, frozen=True, kw_only=True, tag="final_action")
     reason: str
 
 
-AmdEvent = Verdict | StopSpeaking | Beep | GreetingEnded | FinalAction
+class LlmCheckWanted(msgspec.Struct, frozen=True, kw_only=True, tag="llm_check_wanted"):
+    """The acoustics say machine; ask the LLM now and answer by `deadline_ms`.
+
+    The glue takes the greeting audio from the pipeline and later calls
+    `AmdPipeline.llm_answer`; see mediaserver/amd/verdict.py.
+    """
+
+    at_ms: int
+    deadline_ms: int  # stream time after which the acoustic verdict stands
+    provisional: Verdict
+
+
+AmdEvent = Verdict | StopSpeaking | Beep | GreetingEnded | FinalAction | LlmCheckWanted

@@ -23,6 +23,11 @@ class AmdSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Thresholds (tuned in benchmarks/, see the README's figures).
     vad_threshold: float = 0.5
     human_silence_ms: int = 500  # silence after a short utterance that means human
+    # An utterance at least this long needs `human_long_silence_ms` instead:
+    # greetings pause mid-sentence, people who said a few words wait longer.
+    short_utterance_ms: int = 900
+    human_long_silence_ms: int = 800
+    long_greeting_ms: int = 1400  # one utterance this long is a machine greeting
     greeting_end_silence_ms: int = 1200  # silence that ends a greeting with no beep
     no_audio_ms: int = 4000  # nothing but silence from answer to here: no audio
     beep_min_ms: int = 80
