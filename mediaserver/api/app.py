@@ -27,16 +27,25 @@ from mediaserver.api.backend import ApiBackend, Backend
 from mediaserver.api.routes_calls import call_router
 from mediaserver.api.routes_campaigns import campaign_router
 from mediaserver.api.schemas import ErrorBody, Health, ValidationErrorBody
+from mediaserver.controller.campaign import Campaign
 from mediaserver.errors import StoreError, ValidationError
+from mediaserver.store.campaigns import CampaignConflict
 
 logger = logging.getLogger(__name__)
 
 OPENAPI_PATH = "/schema"
+CAMPAIGN_SCHEMA: dict[str, Any] = msgspec.json.schema(Campaign)
 
 
 @get("/health", summary="Liveness and database reachability", tags=["service"])
 async def health(backend: Backend) -> Health:
     return await backend.health()
+
+
+@get(f"{OPENAPI_PATH}/campaign.json", include_in_schema=False)
+async def campaign_schema() -> dict[str, Any]:
+    """The campaign body's JSON Schema, generated from the Struct."""
+    return CAMPAIGN_SCHEMA
 
 
 @get("/docs", include_in_schema=False)
@@ -67,9 +76,10 @@ def _field_of(item: dict[str, Any]) -> str:
     """A dotted field path from Litestar's report (`$.a.b`, or an unknown key)."""
     key = str(item.get("key") or "body").removeprefix("$.")
     message = str(item.get("message", ""))
-    if "unknown field `" in message:
-        stray = message.split("unknown field `", 1)[1].split("`", 1)[0]
-        key = stray if key in ("data", "body") else f"{key}.{stray}"
+    for marker in ("unknown field `", "missing required field `"):
+        if marker in message:
+            name = message.split(marker, 1)[1].split("`", 1)[0]
+            key = name if key in ("data", "body") else f"{key}.{name}"
     return key
 
 
@@ -92,6 +102,10 @@ def _on_bad_request(
 
 def _on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return _error(exc.status_code, str(exc.detail), exc.headers)
+
+
+def _on_conflict(_: Request[Any, Any, Any], exc: CampaignConflict) -> Response[Any]:
+    return _error(409, str(exc))
 
 
 def _on_store(request: Request[Any, Any, Any], exc: StoreError) -> Response[Any]:
@@ -120,13 +134,21 @@ def create_app(
         return backend
 
     return Litestar(
-        route_handlers=[health, docs, campaign_router, call_router, *callbacks],
+        route_handlers=[
+            health,
+            docs,
+            campaign_schema,
+            campaign_router,
+            call_router,
+            *callbacks,
+        ],
         dependencies={"backend": Provide(provide_backend, use_cache=True)},
         middleware=[api_key_middleware(keys)],
         exception_handlers={
             ValidationError: _on_validation,
             ValidationException: _on_bad_request,
             HTTPException: _on_http,
+            CampaignConflict: _on_conflict,
             StoreError: _on_store,
             Exception: _on_unexpected,
         },

@@ -9,9 +9,9 @@ as `None` (the route answers 404); bad input raises `ValidationError`
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
-from litestar.params import Dependency
+from litestar.params import SkipValidation
 
 from mediaserver.api.schemas import (
     CallCreated,
@@ -22,24 +22,31 @@ from mediaserver.api.schemas import (
     ImportReport,
     LaunchCall,
 )
+from mediaserver.controller.campaign import Campaign
 
 
 class ApiBackend(Protocol):
     async def health(self) -> Health: ...
 
-    async def create_campaign(self, body: Mapping[str, Any]) -> Any:
+    async def create_campaign(self, body: Mapping[str, Any]) -> Campaign:
         """Validate and store version 1; returns the campaign as stored."""
         ...
 
     async def update_campaign(
-        self, campaign_id: str, body: Mapping[str, Any]
-    ) -> Any | None:
-        """Store the next version; None when the campaign does not exist."""
+        self,
+        campaign_id: str,
+        body: Mapping[str, Any],
+        expected_version: int | None = None,
+    ) -> Campaign | None:
+        """Store the next version; None when the campaign does not exist.
+
+        With `expected_version`, only if that is still the latest (else 409).
+        """
         ...
 
     async def read_campaign(
         self, campaign_id: str, version: int | None = None
-    ) -> Any | None: ...
+    ) -> Campaign | None: ...
 
     async def list_campaigns(
         self, limit: int, offset: int
@@ -71,4 +78,4 @@ class ApiBackend(Protocol):
 
 
 # How routes ask for the backend: injected, and not re-validated per request.
-Backend = Annotated[ApiBackend, Dependency(skip_validation=True)]
+Backend = SkipValidation[ApiBackend]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from litestar import Router, get, post
 from litestar.exceptions import NotFoundException
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from mediaserver.api.auth import SECURITY
 from mediaserver.api.backend import Backend
@@ -18,8 +18,8 @@ from mediaserver.api.schemas import (
     LaunchCall,
 )
 
-Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
-Offset = Annotated[int, Parameter(ge=0, description="items to skip")]
+Limit = Annotated[int, QueryParameter(ge=1, le=500, description="page size")]
+Offset = Annotated[int, QueryParameter(ge=0, description="items to skip")]
 
 
 @post(
@@ -31,7 +31,7 @@ Offset = Annotated[int, Parameter(ge=0, description="items to skip")]
         "example a required variable that is missing (`variables.customer_name`)."
     ),
 )
-async def launch_call(data: LaunchCall, backend: Backend) -> CallCreated:
+async def launch_call(data: JSONBody[LaunchCall], backend: Backend) -> CallCreated:
     created = await backend.launch_call(data)
     if created is None:
         raise NotFoundException(f"no campaign {data.campaign_id!r}")
@@ -41,8 +41,8 @@ async def launch_call(data: LaunchCall, backend: Backend) -> CallCreated:
 @get("/", summary="List call attempts, newest first")
 async def list_calls(
     backend: Backend,
-    campaign_id: str | None = None,
-    status: str | None = None,
+    campaign_id: FromQuery[str | None] = None,
+    status: FromQuery[str | None] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> CallPage:
@@ -57,7 +57,7 @@ async def list_calls(
 
 
 @get("/{call_id:str}", summary="Read a call attempt with its status history")
-async def read_call(call_id: str, backend: Backend) -> CallView:
+async def read_call(call_id: FromPath[str], backend: Backend) -> CallView:
     found = await backend.read_call(call_id)
     if found is None:
         raise NotFoundException(f"no call {call_id!r}")
@@ -65,7 +65,7 @@ async def read_call(call_id: str, backend: Backend) -> CallView:
 
 
 @post("/{call_id:str}/cancel", status_code=200, summary="Cancel a queued call")
-async def cancel_call(call_id: str, backend: Backend) -> Canceled:
+async def cancel_call(call_id: FromPath[str], backend: Backend) -> Canceled:
     canceled = await backend.cancel_call(call_id)
     if canceled is None:
         raise NotFoundException(f"no call {call_id!r}")

@@ -8,8 +8,9 @@ from typing import Annotated, Any, TypeVar
 
 from litestar import Request, Router, get, post, put
 from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import ClientException, NotFoundException
-from litestar.params import Parameter
+from litestar.params import BodyKwarg, FromPath, QueryParameter
 
 from mediaserver.api.auth import SECURITY
 from mediaserver.api.backend import Backend
@@ -17,11 +18,24 @@ from mediaserver.api.schemas import CampaignPage, Canceled, ImportReport
 
 T = TypeVar("T")
 
+# Campaigns travel as plain JSON objects checked by `parse_campaign`, not as
+# typed Struct parameters: Litestar 2.25's OpenAPI generator fails on a
+# Struct default holding a list (CallingWindow.days). The campaign's schema
+# is served at /schema/campaign.json instead.
+CampaignBody = Annotated[
+    dict[str, Any],
+    BodyKwarg(
+        media_type=RequestEncodingType.JSON,
+        description="A campaign; its JSON Schema is at /schema/campaign.json",
+    ),
+]
+CampaignOut = Any
+
 MAX_CSV_BYTES = 512 * 1024 * 1024  # large files stream; this only bounds abuse
 CSV_CHUNK = 64 * 1024
 
-Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
-Offset = Annotated[int, Parameter(ge=0, description="items to skip")]
+Limit = Annotated[int, QueryParameter(ge=1, le=500, description="page size")]
+Offset = Annotated[int, QueryParameter(ge=0, description="items to skip")]
 
 
 def _found(value: T | None, what: str, key: str) -> T:
@@ -31,7 +45,7 @@ def _found(value: T | None, what: str, key: str) -> T:
 
 
 @post("/", status_code=201, summary="Create a campaign (version 1)")
-async def create_campaign(data: dict[str, Any], backend: Backend) -> Any:
+async def create_campaign(data: CampaignBody, backend: Backend) -> CampaignOut:
     return await backend.create_campaign(data)
 
 
@@ -51,10 +65,10 @@ async def list_campaigns(
 
 @get("/{campaign_id:str}", summary="Read a campaign, its latest or a given version")
 async def read_campaign(
-    campaign_id: str,
+    campaign_id: FromPath[str],
     backend: Backend,
-    version: Annotated[int | None, Parameter(ge=1)] = None,
-) -> Any:
+    version: Annotated[int | None, QueryParameter(ge=1)] = None,
+) -> CampaignOut:
     found = await backend.read_campaign(campaign_id, version)
     label = campaign_id if version is None else f"{campaign_id} v{version}"
     return _found(found, "campaign", label)
@@ -65,19 +79,24 @@ async def read_campaign(
     summary="Read one version of a campaign",
 )
 async def read_campaign_version(
-    campaign_id: str, version: int, backend: Backend
-) -> Any:
+    campaign_id: FromPath[str], version: FromPath[int], backend: Backend
+) -> CampaignOut:
     found = await backend.read_campaign(campaign_id, version)
     return _found(found, "campaign", f"{campaign_id} v{version}")
 
 
 @put("/{campaign_id:str}", summary="Update a campaign: stores the next version")
 async def update_campaign(
-    campaign_id: str, data: dict[str, Any], backend: Backend
-) -> Any:
-    return _found(
-        await backend.update_campaign(campaign_id, data), "campaign", campaign_id
-    )
+    campaign_id: FromPath[str],
+    data: CampaignBody,
+    backend: Backend,
+    expected_version: Annotated[
+        int | None,
+        QueryParameter(ge=1, description="409 unless this is still the latest version"),
+    ] = None,
+) -> CampaignOut:
+    updated = await backend.update_campaign(campaign_id, data, expected_version)
+    return _found(updated, "campaign", campaign_id)
 
 
 @post(
@@ -85,7 +104,7 @@ async def update_campaign(
     status_code=200,
     summary="Cancel every queued call of a campaign",
 )
-async def cancel_campaign(campaign_id: str, backend: Backend) -> Canceled:
+async def cancel_campaign(campaign_id: FromPath[str], backend: Backend) -> Canceled:
     return _found(await backend.cancel_campaign(campaign_id), "campaign", campaign_id)
 
 
@@ -105,7 +124,7 @@ async def _upload_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
     ),
 )
 async def upload_csv(
-    campaign_id: str, request: Request[Any, Any, Any], backend: Backend
+    campaign_id: FromPath[str], request: Request[Any, Any, Any], backend: Backend
 ) -> ImportReport:
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
     if content_type == "multipart/form-data":
