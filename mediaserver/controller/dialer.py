@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import msgspec
 
@@ -75,6 +75,20 @@ class Dialer(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class DialerLookup(Protocol):
+    """Optional for a `Dialer`: ask the carrier where a call stands.
+
+    The controller uses it after a restart to learn what happened to calls
+    it dialled while it was down; a dialer without it leaves them to the
+    carrier's callbacks.
+    """
+
+    async def lookup(self, provider_call_id: str) -> CarrierEvent | None:
+        """The call's latest status, or None if the carrier does not know it."""
+        ...
 
 
 class CarrierEventSink(Protocol):
