@@ -71,6 +71,7 @@ class CallScript:
     ring_s: float = 0.05
     hold_s: float = 1.0  # after the recording, before the callee hangs up
     dial_error: DialError | None = None
+    codec: str = "PCMU"  # the call's codec; Telnyx streams it, Twilio is PCMU
 
 
 @dataclass(frozen=True)
