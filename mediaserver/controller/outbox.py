@@ -1,0 +1,414 @@
+"""The lifecycle outbox: events written in the transaction that caused them.
+
+`OutboxHooks` implements the queue's `LifecycleHooks`: each status change
+that fires a lifecycle event writes one `call_events` row (numbered per
+call) and one `webhook_deliveries` row per action bound to that event, on
+the same connection, so a rolled-back status change leaves no event and a
+committed one cannot lose it. The delivery worker (`delivery.py`) sends
+the rows later; nothing here touches the network.
+
+The call-ended event needs the conversation record, which the media plane
+reports on its own schedule: whichever comes second, the status change
+that ends an answered call or `record_conversation`, fires it, once.
+
+The functions at the bottom are what the API exposes: list failed
+deliveries, show one, replay one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from mediaserver.controller.actions import (
+    Action,
+    PostAnalysisTemplate,
+    Tool,
+    build_input,
+    resolve_actions,
+    resolve_template,
+)
+from mediaserver.controller.conversation import (
+    load_conversation,
+    store_outcome,
+    store_start,
+)
+from mediaserver.controller.events import (
+    LifecycleEvent,
+    analysis_context,
+    event_for_transition,
+    variables_for,
+)
+from mediaserver.errors import ValidationError
+from mediaserver.ids import new_id
+from mediaserver.plan import CallOutcome
+from mediaserver.store.outbox_tables import (
+    aware,
+    call_analyses,
+    call_events,
+    webhook_deliveries,
+)
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class CampaignActions(Protocol):
+    """Finds a campaign version's actions and post-analysis template."""
+
+    async def campaign_for(
+        self, conn: AsyncConnection, campaign_id: str, version: int | None
+    ) -> Any | None:
+        """An object with `actions` and `post_analysis`, or None."""
+        ...
+
+
+class StaticCampaigns:
+    """Campaigns held in memory by id (tests, the demo, a fixed config)."""
+
+    def __init__(self, campaigns: Mapping[str, Any]) -> None:
+        self._campaigns = dict(campaigns)
+
+    async def campaign_for(
+        self, conn: AsyncConnection, campaign_id: str, version: int | None
+    ) -> Any | None:
+        return self._campaigns.get(campaign_id)
+
+
+class OutboxHooks:
+    """`LifecycleHooks` that write lifecycle events into the outbox."""
+
+    def __init__(
+        self,
+        campaigns: CampaignActions,
+        *,
+        tools: Mapping[str, Tool] | None = None,
+        clock: Clock = utc_now,
+        max_attempts: int = 8,
+        analysis_attempts: int = 3,
+    ) -> None:
+        self._campaigns = campaigns
+        self._tools = dict(tools or {})
+        self._clock = clock
+        self._max_attempts = max_attempts
+        self._analysis_attempts = analysis_attempts
+
+    async def on_transition(
+        self,
+        conn: AsyncConnection,
+        attempt: Mapping[str, Any],
+        old_status: str | None,
+        new_status: str,
+    ) -> None:
+        event = event_for_transition(old_status, new_status)
+        if event is None:
+            return
+        attempt = {**attempt, "status": new_status}
+
+        conversation: Mapping[str, Any] | None = None
+        if event is LifecycleEvent.CALL_ANSWERED:
+            # The answer starts the conversation, whether or not the media
+            # plane has said so yet.
+            conversation = await store_start(conn, attempt, self._clock())
+        elif event is LifecycleEvent.CALL_ENDED:
+            conversation = await load_conversation(conn, str(attempt["id"]))
+            if conversation is None or conversation.get("ended_at") is None:
+                return  # record_conversation fires it when the record lands
+        await self.fire(conn, event, attempt, conversation)
+
+    async def call_ended(
+        self,
+        conn: AsyncConnection,
+        outcome: CallOutcome,
+        attempt: Mapping[str, Any],
+    ) -> None:
+        """Store the media plane's outcome, in the caller's transaction.
+
+        `attempt` is the attempt row as it stands; if its status has already
+        ended the answered call, this fires call-ended.
+        """
+        await store_outcome(conn, outcome, attempt.get("campaign_id"))
+        await self.conversation_recorded(conn, attempt)
+
+    async def conversation_recorded(
+        self, conn: AsyncConnection, attempt: Mapping[str, Any]
+    ) -> None:
+        """Fire call-ended if the attempt's status already ended the call."""
+        status = attempt.get("status")
+        if status != "completed":
+            if status not in ("failed", "canceled"):
+                return  # still running: the status change will fire it
+            call_id = str(attempt["id"])
+            if not await _has_event(conn, call_id, LifecycleEvent.CALL_ANSWERED):
+                return  # it never connected: no conversation ended
+        conversation = await load_conversation(conn, str(attempt["id"]))
+        await self.fire(conn, LifecycleEvent.CALL_ENDED, attempt, conversation)
+
+    async def fire(
+        self,
+        conn: AsyncConnection,
+        event: LifecycleEvent,
+        attempt: Mapping[str, Any],
+        conversation: Mapping[str, Any] | None,
+    ) -> str | None:
+        """Write the event and its deliveries; None if it already fired."""
+        call_id = str(attempt["id"])
+        if await _has_event(conn, call_id, event):
+            return None
+        now = self._clock()
+        campaign_id = attempt.get("campaign_id")
+        variables = variables_for(event, attempt, conversation)
+        sequence = await _next_sequence(conn, call_id)
+        event_id = new_id()
+        await conn.execute(
+            call_events.insert().values(
+                id=event_id,
+                call_id=call_id,
+                sequence=sequence,
+                event=event.value,
+                campaign_id=attempt.get("campaign_id"),
+                variables=variables,
+                created_at=now,
+            )
+        )
+
+        campaign = await self._campaign(conn, attempt)
+        actions, faults = resolve_actions(campaign, self._tools)
+        if faults:  # saved campaigns were validated; say so if one slipped by
+            log.warning("campaign %s has unusable actions: %s", campaign_id, faults)
+        for index, action in actions.items():
+            if action.event == event.value:
+                await self._enqueue_delivery(
+                    conn, event_id, sequence, event, index, action, variables, attempt
+                )
+        if event is LifecycleEvent.CALL_ENDED:
+            template = _template(campaign)
+            if template is not None:
+                await self._enqueue_analysis(conn, attempt, conversation, template)
+        log.info(
+            "lifecycle event %s #%d for call %s",
+            event.value,
+            sequence,
+            call_id,
+            extra={"call_id": call_id, "campaign_id": attempt.get("campaign_id")},
+        )
+        return event_id
+
+    async def _campaign(
+        self, conn: AsyncConnection, attempt: Mapping[str, Any]
+    ) -> Any | None:
+        campaign_id = attempt.get("campaign_id")
+        if not campaign_id:
+            return None
+        version = attempt.get("campaign_version")
+        return await self._campaigns.campaign_for(
+            conn, str(campaign_id), int(version) if version is not None else None
+        )
+
+    async def _enqueue_delivery(
+        self,
+        conn: AsyncConnection,
+        event_id: str,
+        sequence: int,
+        event: LifecycleEvent,
+        index: int,
+        action: Action,
+        variables: dict[str, Any],
+        attempt: Mapping[str, Any],
+    ) -> None:
+        body = msgspec.json.encode(build_input(action, variables)).decode()
+        now = self._clock()
+        await conn.execute(
+            webhook_deliveries.insert().values(
+                id=new_id(),
+                event_id=event_id,
+                call_id=str(attempt["id"]),
+                sequence=sequence,
+                event=event.value,
+                campaign_id=attempt.get("campaign_id"),
+                action_index=index,
+                tool_name=action.tool.name,
+                method=action.tool.method.upper(),
+                url=action.tool.url,
+                headers=dict(action.tool.headers),
+                body=body,
+                timeout_s=action.tool.timeout_s,
+                status="pending",
+                attempts=0,
+                max_attempts=self._max_attempts,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+
+    async def _enqueue_analysis(
+        self,
+        conn: AsyncConnection,
+        attempt: Mapping[str, Any],
+        conversation: Mapping[str, Any] | None,
+        template: PostAnalysisTemplate,
+    ) -> None:
+        now = self._clock()
+        await conn.execute(
+            call_analyses.insert().values(
+                id=new_id(),
+                call_id=str(attempt["id"]),
+                conversation_id=(conversation or {}).get("conversation_id"),
+                campaign_id=attempt.get("campaign_id"),
+                template=msgspec.to_builtins(template),
+                context=analysis_context(attempt, conversation),
+                status="pending",
+                attempts=0,
+                max_attempts=self._analysis_attempts,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+
+
+def _template(campaign: Any) -> PostAnalysisTemplate | None:
+    try:
+        return resolve_template(campaign)
+    except ValidationError as exc:
+        log.warning("unusable post-analysis template: %s", exc)
+        return None
+
+
+async def _has_event(
+    conn: AsyncConnection, call_id: str, event: LifecycleEvent
+) -> bool:
+    query = sa.select(call_events.c.id).where(
+        call_events.c.call_id == call_id, call_events.c.event == event.value
+    )
+    return (await conn.execute(query)).first() is not None
+
+
+async def _next_sequence(conn: AsyncConnection, call_id: str) -> int:
+    query = sa.select(sa.func.coalesce(sa.func.max(call_events.c.sequence), 0)).where(
+        call_events.c.call_id == call_id
+    )
+    return int((await conn.execute(query)).scalar_one()) + 1
+
+
+class DeliveryView(msgspec.Struct, frozen=True, kw_only=True):
+    """One webhook delivery as the API shows it."""
+
+    id: str
+    event_id: str
+    call_id: str
+    sequence: int
+    event: str
+    campaign_id: str | None
+    tool_name: str
+    method: str
+    url: str
+    status: str
+    attempts: int
+    max_attempts: int
+    next_attempt_at: dt.datetime
+    last_status_code: int | None
+    last_error: str | None
+    created_at: dt.datetime
+    delivered_at: dt.datetime | None
+    input: Any
+
+
+def _view(row: Mapping[Any, Any]) -> DeliveryView:
+    return DeliveryView(
+        id=row["id"],
+        event_id=row["event_id"],
+        call_id=row["call_id"],
+        sequence=row["sequence"],
+        event=row["event"],
+        campaign_id=row["campaign_id"],
+        tool_name=row["tool_name"],
+        method=row["method"],
+        url=row["url"],
+        status=row["status"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        next_attempt_at=aware(row["next_attempt_at"]) or row["next_attempt_at"],
+        last_status_code=row["last_status_code"],
+        last_error=row["last_error"],
+        created_at=aware(row["created_at"]) or row["created_at"],
+        delivered_at=aware(row["delivered_at"]),
+        input=msgspec.json.decode(row["body"]),
+    )
+
+
+async def list_deliveries(
+    engine: AsyncEngine,
+    *,
+    status: str | None = "failed",
+    call_id: str | None = None,
+    campaign_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[DeliveryView]:
+    """Deliveries, newest first; by default the failed ones."""
+    query = sa.select(webhook_deliveries)
+    if status is not None:
+        query = query.where(webhook_deliveries.c.status == status)
+    if call_id is not None:
+        query = query.where(webhook_deliveries.c.call_id == call_id)
+    if campaign_id is not None:
+        query = query.where(webhook_deliveries.c.campaign_id == campaign_id)
+    query = query.order_by(
+        webhook_deliveries.c.created_at.desc(), webhook_deliveries.c.id
+    )
+    async with engine.connect() as conn:
+        rows = await conn.execute(query.limit(limit).offset(offset))
+        return [_view(row) for row in rows.mappings()]
+
+
+async def get_delivery(engine: AsyncEngine, delivery_id: str) -> DeliveryView | None:
+    query = sa.select(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id)
+    async with engine.connect() as conn:
+        row = (await conn.execute(query)).mappings().first()
+    return _view(row) if row is not None else None
+
+
+async def replay_delivery(
+    engine: AsyncEngine, delivery_id: str, *, clock: Clock = utc_now
+) -> bool:
+    """Queue a failed delivery again, with the same id and body.
+
+    Returns False when there is no failed delivery with that id.
+    """
+    query = (
+        webhook_deliveries.update()
+        .where(
+            webhook_deliveries.c.id == delivery_id,
+            webhook_deliveries.c.status == "failed",
+        )
+        .values(status="pending", attempts=0, next_attempt_at=clock(), lease_until=None)
+    )
+    async with engine.begin() as conn:
+        result = await conn.execute(query)
+    replayed = bool(result.rowcount)
+    if replayed:
+        log.info("webhook delivery %s queued again", delivery_id)
+    return replayed
+
+
+async def list_events(engine: AsyncEngine, call_id: str) -> list[dict[str, Any]]:
+    """A call's lifecycle events in order, with their variables."""
+    query = (
+        sa.select(call_events)
+        .where(call_events.c.call_id == call_id)
+        .order_by(call_events.c.sequence)
+    )
+    async with engine.connect() as conn:
+        rows = await conn.execute(query)
+        return [dict(row) for row in rows.mappings()]
