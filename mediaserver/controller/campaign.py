@@ -165,6 +165,8 @@ def validate_campaign(campaign: Campaign) -> Campaign:
 
 def _actions_errors(campaign: Campaign) -> dict[str, str]:
     """Have the actions module, once it exists, check actions and post_analysis."""
+    if not campaign.actions and campaign.post_analysis is None:
+        return {}
     try:
         from mediaserver.controller import actions as module
     except ImportError:
