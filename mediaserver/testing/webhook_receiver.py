@@ -60,7 +60,7 @@ class WebhookReceiver:
         self._script.extend(replies)
 
     def accepted(self) -> list[Delivery]:
-        """The deliveries answered with a 2xx."""
+        """The deliveries answered with a 2xx (late answers included)."""
         return [
             d
             for d in self.deliveries
