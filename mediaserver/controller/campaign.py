@@ -176,20 +176,35 @@ def _actions_errors(campaign: Campaign) -> dict[str, str]:
         return {}
 
     try:
-        view = SimpleNamespace(
-            actions=msgspec.convert(campaign.actions, list[module.Action]),
-            post_analysis=None,
-        )
-    except msgspec.ValidationError as exc:
-        return _msgspec_errors(exc, "actions")
-    if campaign.post_analysis is not None:
-        template = module.PostAnalysisTemplate
-        try:
-            view.post_analysis = msgspec.convert(campaign.post_analysis, template)
-        except msgspec.ValidationError as exc:
-            return _msgspec_errors(exc, "post_analysis")
+        view = actions_view(campaign)
+    except ValidationError as exc:
+        return exc.errors
     result: dict[str, str] = validate(view)
     return result
+
+
+def actions_view(campaign: Campaign) -> SimpleNamespace:
+    """`actions` and `post_analysis` decoded as the actions module's types.
+
+    Raises:
+        ValidationError: they do not fit those types (named by path).
+    """
+    from mediaserver.controller import actions as module
+
+    try:
+        typed = msgspec.convert(campaign.actions, list[module.Action])
+    except msgspec.ValidationError as exc:
+        raise ValidationError(_msgspec_errors(exc, "actions")) from exc
+    template = None
+    if campaign.post_analysis is not None:
+        kind = module.PostAnalysisTemplate
+        try:
+            template = msgspec.convert(campaign.post_analysis, kind)
+        except msgspec.ValidationError as exc:
+            raise ValidationError(_msgspec_errors(exc, "post_analysis")) from exc
+    return SimpleNamespace(
+        id=campaign.id, version=campaign.version, actions=typed, post_analysis=template
+    )
 
 
 def _fill_providers(campaign: Campaign) -> Campaign:
