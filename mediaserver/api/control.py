@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -24,9 +25,11 @@ from mediaserver.api.schemas import (
     Health,
     ImportReport,
     LaunchCall,
+    RejectedRow,
     StatusChange,
 )
 from mediaserver.controller.campaign import Campaign, parse_campaign
+from mediaserver.controller.csv_import import import_csv
 from mediaserver.controller.launch import LaunchRequest, prepare_launch
 from mediaserver.controller.status import CallStatus
 from mediaserver.errors import ValidationError
@@ -39,7 +42,8 @@ from mediaserver.store.queue_tables import call_attempts
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
-CsvImporter = Callable[[Campaign, AsyncIterator[bytes]], Any]
+
+SPOOL_IN_MEMORY = 1024 * 1024  # an upload beyond this is spooled to a temp file
 
 
 def _utcnow() -> dt.datetime:
@@ -108,14 +112,12 @@ class ControlBackend:
         queue: QueueStore,
         campaigns: CampaignStore,
         *,
-        import_csv: CsvImporter | None = None,
         on_enqueued: Callable[[], None] | None = None,
         media_listening: Callable[[], bool] | None = None,
         clock: Clock = _utcnow,
     ) -> None:
         self._queue = queue
         self._campaigns = campaigns
-        self._import_csv = import_csv
         self._on_enqueued = on_enqueued or (lambda: None)
         self._media_listening = media_listening
         self._clock = clock
@@ -211,12 +213,34 @@ class ControlBackend:
         campaign = await self._campaigns.get(campaign_id)
         if campaign is None:
             return None
-        if self._import_csv is None:
-            raise ValidationError({"file": "CSV import is not available on this node"})
-        report: ImportReport = await self._import_csv(campaign, chunks)
+
+        # The parser reads a file object row by row; the body is spooled so a
+        # large upload sits on disk, not in memory.
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+            async for chunk in chunks:
+                spool.write(chunk)
+            spool.seek(0)
+            report = await import_csv(spool, campaign, self._enqueue_batch)
+
         if report.accepted:
             self._on_enqueued()
-        return report
+        return ImportReport(
+            campaign_id=campaign_id,
+            rows=report.rows,
+            accepted=report.accepted,
+            rejected=[
+                RejectedRow(row=r.row, reason=r.reason, errors=dict(r.errors))
+                for r in report.rejected
+            ],
+            blank_rows=report.blank_rows,
+            ignored_columns=list(report.ignored_columns),
+            delimiter=report.delimiter,
+            encoding=report.encoding,
+        )
+
+    async def _enqueue_batch(self, launches: list[LaunchRequest]) -> None:
+        now = self._clock()
+        await self._queue.enqueue_many([new_attempt(item, now) for item in launches])
 
     async def list_calls(
         self, campaign_id: str | None, status: str | None, limit: int, offset: int

@@ -92,15 +92,22 @@ class CallPage(msgspec.Struct, kw_only=True):
 
 
 class RejectedRow(msgspec.Struct, kw_only=True):
-    row: int  # 1-based line of the file, the header being line 1
-    errors: dict[str, str]
+    row: int  # as a spreadsheet shows it: the header is row 1
+    reason: str
+    errors: dict[str, str] = {}  # field -> why, when the row parsed
 
 
 class ImportReport(msgspec.Struct, kw_only=True):
+    """What a CSV upload did with each row; every accepted row is queued."""
+
     campaign_id: str
+    rows: int  # data rows seen, blank ones included
     accepted: int
     rejected: list[RejectedRow]
-    call_ids: list[str] = []
+    blank_rows: int = 0
+    ignored_columns: list[str] = []  # columns the campaign does not declare
+    delimiter: str = ","
+    encoding: str = ""
 
 
 class Canceled(msgspec.Struct, kw_only=True):
