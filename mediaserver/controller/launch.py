@@ -117,11 +117,17 @@ def _scheduled_for(
             return None
 
     if value.tzinfo is None:
-        if len(zones) != 1:
+        # Several zones are fine when they agree at that time (London and
+        # Jersey do); otherwise the local time means different instants.
+        naive = value
+        offsets = {
+            naive.replace(tzinfo=zoneinfo.ZoneInfo(z)).utcoffset() for z in zones
+        }
+        if len(offsets) != 1:
             errors["scheduled_for"] = (
                 "has no UTC offset and the contact's time zone is not known; "
                 "add an offset or a timezone"
             )
             return None
-        value = value.replace(tzinfo=zoneinfo.ZoneInfo(zones[0]))
+        value = naive.replace(tzinfo=zoneinfo.ZoneInfo(zones[0]))
     return value.astimezone(dt.UTC)
