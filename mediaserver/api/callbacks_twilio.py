@@ -21,11 +21,11 @@ from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 from twilio.request_validator import RequestValidator
 
+from mediaserver.carriers.twilio import map_call_status
 from mediaserver.controller.dialer import (
     TERMINAL_STATUSES,
     CarrierEvent,
     CarrierEventSink,
-    CarrierStatus,
 )
 from mediaserver.errors import ProtocolError
 from mediaserver.logs import RateLimitedLog
@@ -34,23 +34,6 @@ log = logging.getLogger(__name__)
 _warn = RateLimitedLog(log)
 
 STATUS_PATH = "/callbacks/twilio/status"
-
-_STATUS_MAP = {
-    "queued": CarrierStatus.INITIATED,
-    "initiated": CarrierStatus.INITIATED,
-    "ringing": CarrierStatus.RINGING,
-    "in-progress": CarrierStatus.ANSWERED,
-    "answered": CarrierStatus.ANSWERED,
-    "completed": CarrierStatus.COMPLETED,
-    "busy": CarrierStatus.BUSY,
-    "no-answer": CarrierStatus.NO_ANSWER,
-    "failed": CarrierStatus.FAILED,
-    "canceled": CarrierStatus.CANCELED,
-}
-
-# A callee's "decline" reaches Twilio as SIP 603 and is reported as busy
-# (or failed); the SIP code is the only way to tell it apart.
-_DECLINE_SIP_CODES = frozenset({"603", "607", "608"})
 
 
 class _MultiParams(dict[str, list[str]]):
@@ -82,23 +65,6 @@ def verify_signature(
     return params
 
 
-def map_status(call_status: str, sip_code: str = "") -> CarrierStatus:
-    """Map Twilio's CallStatus (plus SipResponseCode) to our status.
-
-    Raises:
-        ProtocolError: an unknown CallStatus.
-    """
-    try:
-        status = _STATUS_MAP[call_status]
-    except KeyError:
-        raise ProtocolError(f"unknown Twilio CallStatus {call_status!r}") from None
-    if status in (CarrierStatus.BUSY, CarrierStatus.FAILED) and (
-        sip_code in _DECLINE_SIP_CODES
-    ):
-        return CarrierStatus.DECLINED
-    return status
-
-
 def event_from_params(
     params: Mapping[str, list[str]], call_id: str | None, now: dt.datetime
 ) -> CarrierEvent:
@@ -112,7 +78,7 @@ def event_from_params(
     if not sid:
         raise ProtocolError("status callback without CallSid")
     sip_code = one("SipResponseCode")
-    status = map_status(one("CallStatus"), sip_code)
+    status = map_call_status(one("CallStatus"), sip_code)
     sequence = int(one("SequenceNumber")) if one("SequenceNumber").isdigit() else None
     detail = f"sip {sip_code}" if sip_code else ""
     return CarrierEvent(

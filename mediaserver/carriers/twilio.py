@@ -12,6 +12,7 @@ SDK is patched (carriers.md 2.6, the custom `HttpClient` route).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -26,8 +27,13 @@ from twilio.http.response import Response
 from twilio.rest import Client
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
-from mediaserver.controller.dialer import DialRequest, DialResult
-from mediaserver.errors import CarrierError, ConfigError
+from mediaserver.controller.dialer import (
+    CarrierEvent,
+    CarrierStatus,
+    DialRequest,
+    DialResult,
+)
+from mediaserver.errors import CarrierError, ConfigError, ProtocolError
 from mediaserver.logs import mask_number
 
 log = logging.getLogger(__name__)
@@ -38,6 +44,40 @@ STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 # Twilio error codes meaning "this call is no longer live": hanging it up
 # again has nothing left to do (21220: invalid call state for the update).
 ALREADY_ENDED_CODES = frozenset({21220})
+
+_STATUS_MAP = {
+    "queued": CarrierStatus.INITIATED,
+    "initiated": CarrierStatus.INITIATED,
+    "ringing": CarrierStatus.RINGING,
+    "in-progress": CarrierStatus.ANSWERED,
+    "answered": CarrierStatus.ANSWERED,
+    "completed": CarrierStatus.COMPLETED,
+    "busy": CarrierStatus.BUSY,
+    "no-answer": CarrierStatus.NO_ANSWER,
+    "failed": CarrierStatus.FAILED,
+    "canceled": CarrierStatus.CANCELED,
+}
+
+# A callee's "decline" reaches Twilio as SIP 603 and is reported as busy
+# (or failed); the SIP code is the only way to tell it apart.
+_DECLINE_SIP_CODES = frozenset({"603", "607", "608"})
+
+
+def map_call_status(call_status: str, sip_code: str = "") -> CarrierStatus:
+    """Map Twilio's CallStatus (plus SipResponseCode) to ours (carriers.md 2.3).
+
+    Raises:
+        ProtocolError: an unknown CallStatus.
+    """
+    try:
+        status = _STATUS_MAP[call_status]
+    except KeyError:
+        raise ProtocolError(f"unknown Twilio CallStatus {call_status!r}") from None
+    if status in (CarrierStatus.BUSY, CarrierStatus.FAILED) and (
+        sip_code in _DECLINE_SIP_CODES
+    ):
+        return CarrierStatus.DECLINED
+    return status
 
 
 @dataclass(frozen=True)
@@ -212,8 +252,11 @@ class TwilioDialer:
             raise carrier_error(exc, "hangup") from exc
         log.info("twilio hung up %s", provider_call_id)
 
-    async def lookup(self, provider_call_id: str) -> str | None:
-        """The call's current Twilio status (`queued`, `completed`, ...), if any."""
+    async def lookup(self, provider_call_id: str) -> CarrierEvent | None:
+        """Where the call stands at Twilio, or None if Twilio does not know it.
+
+        A fetched call carries no SIP code, so a decline reads as busy here.
+        """
         try:
             call = await self._run(lambda: self._client.calls(provider_call_id).fetch())
         except TwilioRestException as exc:
@@ -222,8 +265,19 @@ class TwilioDialer:
             raise carrier_error(exc, "lookup") from exc
         except Exception as exc:
             raise carrier_error(exc, "lookup") from exc
-        status = call.status
-        return None if status is None else str(status)
+        status = getattr(call.status, "value", call.status)
+        try:
+            mapped = map_call_status(str(status))
+        except ProtocolError as exc:
+            raise CarrierError(str(exc), retryable=False) from exc
+        at = call.end_time or call.date_updated or dt.datetime.now(dt.UTC)
+        return CarrierEvent(
+            provider="twilio",
+            provider_call_id=provider_call_id,
+            status=mapped,
+            at=at,
+            detail="looked up",
+        )
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

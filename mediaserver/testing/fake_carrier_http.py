@@ -8,16 +8,19 @@ refuses any address that is not loopback: a fake must never reach out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import uvicorn
+
+from mediaserver.testing.carrier_stream import CarrierStream
 
 log = logging.getLogger(__name__)
 
@@ -161,3 +164,65 @@ class CallbackSender:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+async def media_phase(
+    player: Coroutine[Any, Any, None],
+    *,
+    played: asyncio.Event,
+    ended: asyncio.Event,
+    hangup: asyncio.Event,
+    hold_s: float,
+    name: str,
+) -> str:
+    """Run one answered call's media leg; say who ended it.
+
+    The callee plays its recording (setting `played`), then holds the line
+    for `hold_s` unless the caller hangs up or our server closes the stream
+    first. Answers "caller" (REST hang-up), "server" (stream closed) or
+    "callee" (hold ran out). `ended` tells the player to stop.
+    """
+    player_task = asyncio.create_task(player, name=f"{name}-media")
+    hangup_task = asyncio.create_task(hangup.wait(), name=f"{name}-hangup")
+    played_task = asyncio.create_task(played.wait(), name=f"{name}-played")
+    waiting = {player_task, hangup_task}
+    try:
+        await asyncio.wait(waiting | {played_task}, return_when=asyncio.FIRST_COMPLETED)
+        if played_task.done() and not any(t.done() for t in waiting):
+            await asyncio.wait(
+                waiting, timeout=hold_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        if hangup.is_set():
+            who = "caller"
+        elif player_task.done():
+            who = "server"
+        else:
+            who = "callee"
+        ended.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(player_task), 5.0)
+        if player_task.done() and not player_task.cancelled():
+            error = player_task.exception()
+            if error is not None:
+                log.warning("%s media player failed: %r", name, error)
+        return who
+    finally:
+        for task in (player_task, hangup_task, played_task):
+            task.cancel()
+        await asyncio.gather(
+            player_task, hangup_task, played_task, return_exceptions=True
+        )
+
+
+async def until_either(ended: asyncio.Event, stream: CarrierStream) -> None:
+    """Wait until the call ends or our server closes the media stream."""
+    ended_task = asyncio.create_task(ended.wait(), name="call-ended-wait")
+    closed_task = asyncio.create_task(stream.wait_closed(86_400), name="closed-wait")
+    try:
+        await asyncio.wait(
+            {ended_task, closed_task}, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        for task in (ended_task, closed_task):
+            task.cancel()
+        await asyncio.gather(ended_task, closed_task, return_exceptions=True)

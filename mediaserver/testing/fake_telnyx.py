@@ -23,18 +23,23 @@ import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from nacl.signing import SigningKey
+from websockets.exceptions import InvalidHandshake
 
+from mediaserver.corpus import read_wav
 from mediaserver.testing.fake_carrier_http import (
     CallbackSender,
     HttpRequest,
     HttpResponse,
     LoopbackServer,
     asgi_app,
+    media_phase,
+    until_either,
 )
 from mediaserver.testing.fake_twilio import CallScript
+from mediaserver.testing.telnyx_stream import TelnyxStream
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,8 @@ class TelnyxMediaStart:
     codec: str  # PCMU or PCMA
     from_number: str
     to_number: str
+    played: asyncio.Event = field(default_factory=asyncio.Event)  # player sets
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # fake sets
 
 
 TelnyxMediaPlayer = Callable[[TelnyxMediaStart], Coroutine[Any, Any, None]]
@@ -225,20 +232,19 @@ class FakeTelnyx:
             return await self._hung_up_within(call, call.script.hold_s)
         call.media_started = True
         await self._webhook(call, "streaming.started", stream_url=start.url)
-        player = asyncio.create_task(
-            self._player(start), name=f"media-{call.call_control_id}"
+        who = await media_phase(
+            self._player(start),
+            played=start.played,
+            ended=start.ended,
+            hangup=call.hangup,
+            hold_s=call.script.hold_s,
+            name=call.call_control_id,
         )
-        hangup = asyncio.create_task(call.hangup.wait(), name="telnyx-hangup-wait")
-        try:
-            await asyncio.wait({player, hangup}, return_when=asyncio.FIRST_COMPLETED)
-            if player.done() and not hangup.done():
-                player.result()
-                await self._hung_up_within(call, call.script.hold_s)
-        finally:
-            for task in (player, hangup):
-                task.cancel()
-            await asyncio.gather(player, hangup, return_exceptions=True)
         await self._webhook(call, "streaming.stopped", stream_url=start.url)
+        if who == "server":
+            # Closing the stream does not end a Telnyx call: the line stays
+            # up until someone hangs up.
+            await self._hung_up_within(call, call.script.hold_s)
         return call.hangup.is_set()
 
     def _media_start(self, call: FakeTelnyxCall) -> TelnyxMediaStart | None:
@@ -312,6 +318,41 @@ class FakeTelnyx:
             "telnyx-timestamp": str(timestamp),
         }
         await self._sender.post(str(url), raw, headers)
+
+
+class TelnyxStreamPlayer:
+    """A `TelnyxMediaPlayer` over the media helper's loopback `TelnyxStream`.
+
+    Plays the recording in the call's codec `speed` times faster than real
+    time, holds the line until the call ends, then sends `stop` if our
+    server has not closed the stream first.
+    """
+
+    def __init__(self, speed: float = 1.0) -> None:
+        self.speed = speed
+        self.streams: list[TelnyxStream] = []
+
+    async def __call__(self, start: TelnyxMediaStart) -> None:
+        pcm = read_wav(start.recording)
+        encoding: Literal["PCMU", "PCMA"] = "PCMA" if start.codec == "PCMA" else "PCMU"
+        stream = TelnyxStream(
+            start.url, token=start.token or None, encoding=encoding, speed=self.speed
+        )
+        stream.call_control_id = start.call_control_id
+        self.streams.append(stream)
+        try:
+            await stream.open()
+        except (OSError, InvalidHandshake, TimeoutError) as exc:
+            log.warning("fake Telnyx could not open the media stream: %s", exc)
+            return
+        try:
+            await stream.play(pcm, stop=False)
+            start.played.set()
+            await until_either(start.ended, stream)
+            if not stream.closed:
+                await stream.send_json(stream.stop_message())
+        finally:
+            await stream.close()
 
 
 def _error(status: int, code: str, title: str) -> HttpResponse:

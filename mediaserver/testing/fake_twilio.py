@@ -27,13 +27,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
+from websockets.exceptions import InvalidHandshake
+
+from mediaserver.corpus import read_wav
 from mediaserver.testing.fake_carrier_http import (
     CallbackSender,
     HttpRequest,
     HttpResponse,
     LoopbackServer,
     asgi_app,
+    media_phase,
+    until_either,
 )
+from mediaserver.testing.twilio_stream import TwilioStream
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +89,8 @@ class MediaStart:
     recording: Path
     call_sid: str
     account_sid: str
-    codec: str = "PCMU"
+    played: asyncio.Event = field(default_factory=asyncio.Event)  # player sets
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # fake sets
 
 
 MediaPlayer = Callable[[MediaStart], Coroutine[Any, Any, None]]
@@ -274,17 +281,16 @@ class FakeTwilio:
             await self._hung_up_within(call, call.script.hold_s)
             return
         call.media_started = True
-        player = asyncio.create_task(self._player(start), name=f"media-{call.sid}")
-        hangup = asyncio.create_task(call.hangup.wait(), name=f"hangup-{call.sid}")
-        try:
-            await asyncio.wait({player, hangup}, return_when=asyncio.FIRST_COMPLETED)
-            if player.done() and not hangup.done():
-                player.result()
-                await self._hung_up_within(call, call.script.hold_s)
-        finally:
-            for task in (player, hangup):
-                task.cancel()
-            await asyncio.gather(player, hangup, return_exceptions=True)
+        # On a <Connect><Stream> call, our server closing the socket ends the
+        # call too: there is no TwiML after it.
+        await media_phase(
+            self._player(start),
+            played=start.played,
+            ended=start.ended,
+            hangup=call.hangup,
+            hold_s=call.script.hold_s,
+            name=call.sid,
+        )
 
     def _media_start(self, call: FakeCall) -> MediaStart | None:
         twiml = call.one("Twiml")
@@ -361,3 +367,37 @@ def _error(status: int, code: int, message: str) -> HttpResponse:
         "status": status,
     }
     return HttpResponse(status, json.dumps(body).encode())
+
+
+class TwilioStreamPlayer:
+    """A `MediaPlayer` over the media helper's loopback `TwilioStream`.
+
+    Plays the recording `speed` times faster than real time, then keeps the
+    line open (as a voicemail box or a silent person would) until the call
+    ends, and sends `stop` if our server has not closed the stream first.
+    """
+
+    def __init__(self, speed: float = 1.0) -> None:
+        self.speed = speed
+        self.streams: list[TwilioStream] = []
+
+    async def __call__(self, start: MediaStart) -> None:
+        pcm = read_wav(start.recording)
+        stream = TwilioStream(
+            start.url, token=None, custom_parameters=start.parameters, speed=self.speed
+        )
+        stream.call_sid = start.call_sid
+        self.streams.append(stream)
+        try:
+            await stream.open()
+        except (OSError, InvalidHandshake, TimeoutError) as exc:
+            log.warning("fake Twilio could not open the media stream: %s", exc)
+            return
+        try:
+            await stream.play(pcm, stop=False)
+            start.played.set()
+            await until_either(start.ended, stream)
+            if not stream.closed:
+                await stream.send_json(stream.stop_message())
+        finally:
+            await stream.close()

@@ -14,10 +14,13 @@ from mediaserver.api.callbacks_twilio import (
     STATUS_PATH,
     SequenceFilter,
     TwilioStatusCallbacks,
-    map_status,
     twilio_status_handler,
 )
-from mediaserver.carriers.twilio import TwilioCredentials, TwilioDialer
+from mediaserver.carriers.twilio import (
+    TwilioCredentials,
+    TwilioDialer,
+    map_call_status,
+)
 from mediaserver.controller.dialer import CarrierEvent, CarrierStatus, DialRequest
 from mediaserver.errors import ProtocolError
 from mediaserver.testing.fake_twilio import CallScript, FakeTwilio, twilio_signature
@@ -44,12 +47,12 @@ S = CarrierStatus
     ],
 )
 def test_status_mapping(call_status: str, sip: str, expected: CarrierStatus) -> None:
-    assert map_status(call_status, sip) is expected
+    assert map_call_status(call_status, sip) is expected
 
 
 def test_unknown_status_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError):
-        map_status("exploded")
+        map_call_status("exploded")
 
 
 def test_sequence_filter_drops_stale_and_duplicate_events() -> None:

@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 
 from mediaserver.carriers.twilio import TwilioCredentials, TwilioDialer
-from mediaserver.controller.dialer import DialRequest
+from mediaserver.controller.dialer import CarrierStatus, DialRequest
 from mediaserver.errors import CarrierError, ConfigError
 from mediaserver.testing.fake_twilio import CallScript, DialError, FakeTwilio
 
@@ -91,7 +91,10 @@ async def test_lookup_reports_the_carrier_status(
     await dialer.hangup(result.provider_call_id)
     async with asyncio.timeout(5):
         await fake.wait_ended()
-    assert await dialer.lookup(result.provider_call_id) == "canceled"
+    event = await dialer.lookup(result.provider_call_id)
+    assert event is not None
+    assert event.status is CarrierStatus.CANCELED
+    assert event.provider_call_id == result.provider_call_id
     assert await dialer.lookup("CA" + "f" * 32) is None
 
 
