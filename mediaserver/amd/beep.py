@@ -116,7 +116,7 @@ class BeepDetector:
         assert onset is not None
         if end - onset < self._min_samples:
             return []
-        if not self._min_hz <= freq <= self._max_hz:
+        if not self._min_hz - 5.0 <= freq <= self._max_hz + 5.0:
             return []
         return [
             Beep(

@@ -6,7 +6,9 @@ as a PCM16 WAV (stdlib `wave`, base64) in an `input_audio` content part
 (reference/carriers.md 4.3) with a strict JSON schema whose only field is a
 label: human, machine or unsure. The answer must arrive within a hard
 deadline; anything late, invalid or unsure gives None and the acoustic
-verdict stands. `join_verdict` is the rule that merges the two.
+verdict stands. `check_greeting` is the glue the media session runs on the
+pipeline's `LlmCheckWanted`; the pipeline's verdict machine (amd/verdict.py)
+decides how the answer joins the acoustic verdict.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import io
 import logging
 import time
 import wave
+from typing import Protocol
 
 import msgspec
 import numpy as np
 import openai
+from numpy.typing import NDArray
 from openai import AsyncOpenAI
 from openai.types.chat import (
     ChatCompletionContentPartInputAudioParam,
@@ -29,7 +33,7 @@ from openai.types.chat import (
 )
 from openai.types.shared_params import ResponseFormatJSONSchema
 
-from mediaserver.amd.events import Label, Verdict
+from mediaserver.amd.events import AmdEvent, Label, LlmCheckWanted
 
 log = logging.getLogger(__name__)
 
@@ -159,23 +163,42 @@ def _parse_label(content: str | None) -> Label | None:
     return None  # "unsure" or out of schema
 
 
-def join_verdict(acoustic: Verdict, answer: Label | None) -> Verdict:
-    """Merge the model's answer into a provisional acoustic verdict.
+class GreetingSource(Protocol):
+    """What `check_greeting` needs of an `AmdPipeline`."""
 
-    The check exists to stop live people being treated as machines, so a
-    "human" answer overrules a machine verdict; a "machine" answer
-    confirms it; no answer leaves the acoustic verdict as it was.
+    @property
+    def stream_ms(self) -> int: ...
+
+    def greeting_audio(self) -> NDArray[np.int16]: ...
+
+    def llm_answer(self, label: Label | None) -> list[AmdEvent]: ...
+
+
+async def check_greeting(
+    pipeline: GreetingSource,
+    request: LlmCheckWanted,
+    client: AsyncOpenAI,
+    model: str,
+    *,
+    call_id: str = "",
+) -> list[AmdEvent]:
+    """Ask the model about the greeting; give the pipeline its answer.
+
+    The media session runs this as its own task on `LlmCheckWanted` and
+    handles the returned events like those of `push`. The wall-clock
+    deadline is what is left of the request's stream-time deadline (audio
+    arrives in real time); the pipeline also enforces it on stream time, so
+    an answer that lands after the verdict went out changes nothing.
     """
-    if answer is None or acoustic.label is not Label.MACHINE:
-        return acoustic
-    if answer is Label.MACHINE:
-        confidence = max(acoustic.confidence, 0.9)
-        return msgspec.structs.replace(acoustic, confidence=confidence, source="fused")
-    return msgspec.structs.replace(
-        acoustic,
-        label=Label.HUMAN,
-        machine_state=None,
-        confidence=0.7,
-        cause="llm_says_human",
-        source="llm",
-    )
+    remaining_s = (request.deadline_ms - pipeline.stream_ms) / 1000
+    label: Label | None = None
+    if remaining_s > 0:
+        audio = pipeline.greeting_audio()
+        label = await verify_greeting(
+            client, model, audio, remaining_s, call_id=call_id
+        )
+    else:
+        log.warning(
+            "LLM verification asked too late to run", extra={"call_id": call_id}
+        )
+    return pipeline.llm_answer(label)

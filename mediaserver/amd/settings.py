@@ -25,11 +25,12 @@ class AmdSettings(msgspec.Struct, frozen=True, kw_only=True):
     human_silence_ms: int = 500  # silence after a short utterance that means human
     # An utterance at least this long needs `human_long_silence_ms` instead:
     # greetings pause mid-sentence, people who said a few words wait longer.
-    short_utterance_ms: int = 900
+    short_utterance_ms: int = 800
     human_long_silence_ms: int = 800
     long_greeting_ms: int = 1400  # one utterance this long is a machine greeting
+    min_speech_ms: int = 60  # shorter segments are clicks and line blips
     greeting_end_silence_ms: int = 1200  # silence that ends a greeting with no beep
-    no_audio_ms: int = 4000  # nothing but silence from answer to here: no audio
+    no_audio_ms: int = 4500  # nothing but silence from answer to here: no audio
     beep_min_ms: int = 80
     beep_min_hz: float = 300.0
     beep_max_hz: float = 2500.0

@@ -79,6 +79,7 @@ class VerdictMachine:
         self._longest = 0
         self._segments = 0
         self._beep: Beep | None = None
+        self._before_blip: tuple[int | None, int | None] = (None, None)
 
     @property
     def done(self) -> bool:
@@ -92,6 +93,7 @@ class VerdictMachine:
 
     def speech_start(self, at_ms: int) -> list[AmdEvent]:
         events = self.advance(at_ms)
+        self._before_blip = (self._utt_start, self._first_speech)
         # A pause shorter than the silence that would have meant "human"
         # keeps the utterance going.
         gap = self._needed_silence(self._utterance_ms())
@@ -103,7 +105,15 @@ class VerdictMachine:
         self._seg_start = at_ms
         return events
 
+    def _undo_blip(self) -> None:
+        self._utt_start, self._first_speech = self._before_blip
+
     def speech_end(self, at_ms: int) -> list[AmdEvent]:
+        if self._in_speech and at_ms - self._seg_start < self.settings.min_speech_ms:
+            # A click or line blip: forget it, as if the silence went on.
+            self._in_speech = False
+            self._undo_blip()
+            return self.advance(at_ms)
         if self._in_speech:
             length = max(0, at_ms - self._seg_start)
             self._speech_ms += length
