@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+from collections import deque
 from http import HTTPStatus
 
 import msgspec
@@ -25,6 +26,7 @@ from mediaserver.agent.client import AgentLinkConfig
 from mediaserver.amd.events import Verdict
 from mediaserver.media_amd import AmdEngine
 from mediaserver.plan import CallObserver, CallOutcome, CallPlan, PlanSource
+from mediaserver.session import CallSession
 from mediaserver.transports import telnyx, twilio
 from mediaserver.transports.counters import PROCESS, LagRecorder
 from mediaserver.transports.ws import StreamGate, serve_stream
@@ -76,6 +78,8 @@ class MediaServer:
         self._amd = amd
         self._amd_task: asyncio.Task[None] | None = None
         self.live = 0
+        # The last calls' sessions, for their counters and stream time.
+        self.recent: deque[CallSession] = deque(maxlen=256)
         self.port = 0
 
     async def start(self) -> None:
@@ -135,16 +139,18 @@ class MediaServer:
         self.live += 1
         try:
             if path == self.settings.twilio_path:
-                await serve_stream(ws, twilio.TwilioCodec(), self._gate)
+                session = await serve_stream(ws, twilio.TwilioCodec(), self._gate)
             else:
                 header = request.headers.get(telnyx.TOKEN_HEADER) if request else None
-                await serve_stream(
+                session = await serve_stream(
                     ws,
                     telnyx.TelnyxCodec(),
                     self._gate,
                     header_token=header,
                     reorder_depth=self.settings.telnyx_reorder_depth,
                 )
+            if session is not None:
+                self.recent.append(session)
         except Exception:
             PROCESS["stream_crashes"] += 1
             log.exception("media stream handler failed")

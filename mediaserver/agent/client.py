@@ -66,8 +66,11 @@ class AgentLink:
         self._config = config
         self._session = session
         self._ws: ClientConnection | None = None
-        self._pending: deque[bytes] = deque(maxlen=config.buffer_frames)
+        # Audio (bytes) and events (text) sent while the link was opening.
+        self._pending: deque[tuple[bytes, bool]] = deque()
+        self._pending_audio = 0
         self._closing = False
+        self._failed = False
 
     @property
     def connected(self) -> bool:
@@ -84,7 +87,8 @@ class AgentLink:
         try:
             await ws.send(ap.encode(self._start), text=True)
             while self._pending:
-                await ws.send(self._pending.popleft())
+                data, text = self._pending.popleft()
+                await ws.send(data, text=text)
             self._ws = ws
             async for message in ws:
                 await self._receive(message)
@@ -92,6 +96,7 @@ class AgentLink:
             pass
         finally:
             self._ws = None
+        self._failed = True
         if not self._closing:
             code = ws.close_code
             await self._session.agent_failed(f"agent closed the link (code {code})")
@@ -111,6 +116,8 @@ class AgentLink:
                 max_queue=64,
             )
         except (OSError, InvalidURI, InvalidHandshake, TimeoutError) as exc:
+            self._failed = True
+            self._pending.clear()
             await self._session.agent_failed(f"cannot reach the agent: {exc}")
             return None
 
@@ -132,8 +139,13 @@ class AgentLink:
         """Forward one inbound frame; buffered while connecting, dropped if slow."""
         ws = self._ws
         if ws is None:
-            if not self._closing:
-                self._pending.append(frame)
+            if self._closing:
+                return
+            if self._pending_audio >= self._config.buffer_frames:
+                self._session.counters.bump("agent_audio_dropped")
+                return
+            self._pending_audio += 1
+            self._pending.append((frame, False))
             return
         if ws.transport.get_write_buffer_size() > self._config.write_limit_bytes:
             self._session.counters.bump("agent_audio_dropped")
@@ -143,10 +155,13 @@ class AgentLink:
             await ws.send(frame)
 
     async def send(self, message: ap.ToAgent) -> None:
-        """Send one event; lost (and counted) when the link is down."""
+        """Send one event; held while connecting, lost (and counted) when down."""
         ws = self._ws
-        if ws is None or self._closing:
+        if self._closing or self._failed:
             self._session.counters.bump("agent_events_lost")
+            return
+        if ws is None:
+            self._pending.append((ap.encode(message), True))
             return
         try:
             await ws.send(ap.encode(message), text=True)

@@ -1,0 +1,71 @@
+"""Shared pieces of the media tests: the rig, tokens, corpus audio."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mediaserver import tokens
+from mediaserver.agent.reference import ReferenceAgent
+from mediaserver.amd.settings import AmdSettings
+from mediaserver.corpus import default_corpus_dir, read_wav
+from mediaserver.ids import new_id
+from mediaserver.media_server import (
+    InMemoryPlans,
+    MediaServer,
+    OutcomeLog,
+)
+from mediaserver.plan import CallPlan
+
+SECRET = "media-test-secret-7f3a"
+SPEED = 20.0  # tests play recordings 20x faster than real time
+
+
+class Rig:
+    """Server, agent, plans and outcomes of one test."""
+
+    def __init__(
+        self,
+        server: MediaServer,
+        agent: ReferenceAgent,
+        plans: InMemoryPlans,
+        outcomes: OutcomeLog,
+    ) -> None:
+        self.server = server
+        self.agent = agent
+        self.plans = plans
+        self.outcomes = outcomes
+
+    def plan(self, **overrides: Any) -> tuple[CallPlan, str]:
+        """Register a plan for a new call; returns it with its media token."""
+        call_id = new_id()
+        fields: dict[str, Any] = {
+            "call_id": call_id,
+            "campaign_id": "camp-1",
+            "conversation_id": new_id(),
+            "agent_url": self.agent.url,
+            "opening_script": "Hello, this is Callwright about your order.",
+            "leave_message_script": "Sorry we missed you.",
+        }
+        fields.update(overrides)
+        plan = CallPlan(**fields)
+        self.plans.add(plan)
+        return plan, media_token(call_id)
+
+
+def media_token(call_id: str, ttl_s: int = 600) -> str:
+    return tokens.issue(SECRET.encode(), call_id, ttl_s=ttl_s, purpose="media")
+
+
+def corpus_audio(name: str) -> NDArray[np.int16]:
+    return read_wav(default_corpus_dir() / name)
+
+
+def silence(seconds: float) -> NDArray[np.int16]:
+    return np.zeros(int(seconds * 8000), np.int16)
+
+
+def amd(**overrides: Any) -> AmdSettings:
+    return AmdSettings(**overrides)
