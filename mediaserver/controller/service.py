@@ -201,6 +201,7 @@ class Controller:
                 },
                 detail="dial accepted",
                 strict=False,  # carrier news may have got here first
+                expect=CallStatus.DISPATCHING,
             )
 
     async def _initiation_failed(self, attempt: Attempt, error: str) -> None:

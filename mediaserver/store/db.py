@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from mediaserver.errors import ConfigError
 
 DEFAULT_URL = "sqlite+aiosqlite:///var/callwright.sqlite3"
+READ_ONLY = "callwright_read_only"  # execution option: SQLite opens a plain BEGIN
 _BUSY_TIMEOUT_MS = 10_000
 
 
@@ -63,7 +64,8 @@ def _sqlite_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -10,6 +10,7 @@ several nodes claim from one queue without waiting on each other.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -27,6 +28,7 @@ from mediaserver.controller.status import (
     can_transition,
 )
 from mediaserver.ids import new_id
+from mediaserver.store.db import READ_ONLY
 from mediaserver.store.queue_tables import call_attempts, call_status_history
 
 _T = call_attempts
@@ -123,11 +125,24 @@ class QueueStore:
         self._hooks: LifecycleHooks = hooks or NoHooks()
         self._clock = clock
         self._skip_locked = engine.dialect.name == "postgresql"
+        # SQLite has one writer: queueing our own writers here is cheaper than
+        # letting them spin in SQLite's busy handler.
+        self._write_lock = asyncio.Lock() if not self._skip_locked else None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as conn:
+        """A write transaction; every change to attempts happens in one."""
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self.engine.begin() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield await conn.execution_options(**{READ_ONLY: True})
 
     # -- writing -----------------------------------------------------------
 
@@ -152,8 +167,7 @@ class QueueStore:
         now = self._clock()
         rows = [_insert_values(item, now) for item in items]
         await conn.execute(sa.insert(_T), rows)
-        for row in rows:
-            await self._record(conn, row, None, CallStatus.QUEUED, now, "enqueued")
+        await self._record_many(conn, rows, None, CallStatus.QUEUED, now, "enqueued")
         return [Attempt.from_row(row) for row in rows]
 
     async def transition(
@@ -165,12 +179,20 @@ class QueueStore:
         values: Mapping[str, Any] | None = None,
         detail: str = "",
         strict: bool = True,
+        expect: CallStatus | None = None,
     ) -> Attempt | None:
         """Move one attempt to `new`, with history and hooks, in `conn`.
 
         An illegal change raises `IllegalTransition` when `strict`, else
         returns None and changes nothing (late or duplicate carrier news).
+        `expect` is the status the caller believes the attempt has; when
+        right, it saves reading the row first.
         """
+        if expect is not None and can_transition(expect, new):
+            moved = await self._update(conn, attempt_id, expect, new, values, detail)
+            if moved is not None:
+                return moved
+
         current = await self._locked(conn, attempt_id)
         if current is None:
             if strict:
@@ -182,6 +204,21 @@ class QueueStore:
                 raise IllegalTransition(f"{old} -> {new} is not a legal status change")
             return None
 
+        moved = await self._update(conn, attempt_id, old, new, values, detail)
+        if moved is None and strict:  # changed under us: only without row locks
+            raise IllegalTransition(f"{attempt_id} changed while moving to {new}")
+        return moved
+
+    async def _update(
+        self,
+        conn: AsyncConnection,
+        attempt_id: str,
+        old: CallStatus,
+        new: CallStatus,
+        values: Mapping[str, Any] | None,
+        detail: str,
+    ) -> Attempt | None:
+        """The guarded write: only if the attempt is still in `old`."""
         now = self._clock()
         update: dict[str, Any] = {"status": new.value, **(values or {})}
         if new not in ACTIVE and new is not CallStatus.QUEUED:
@@ -194,9 +231,7 @@ class QueueStore:
             .returning(*_T.c)
         )
         row = result.mappings().first()
-        if row is None:  # changed under us; only reachable without row locks
-            if strict:
-                raise IllegalTransition(f"{attempt_id} changed while moving to {new}")
+        if row is None:
             return None
         await self._record(conn, row, old, new, now, detail)
         return Attempt.from_row(row)
@@ -243,10 +278,9 @@ class QueueStore:
                 .returning(*_T.c)
             )
             rows = list(result.mappings())
-            for row in rows:
-                await self._record(
-                    conn, row, CallStatus.QUEUED, CallStatus.DISPATCHING, now, owner
-                )
+            await self._record_many(
+                conn, rows, CallStatus.QUEUED, CallStatus.DISPATCHING, now, owner
+            )
         rows.sort(key=lambda r: (r["scheduled_for"], r["id"]))
         return [Attempt.from_row(row) for row in rows]
 
@@ -311,18 +345,34 @@ class QueueStore:
         at: dt.datetime,
         detail: str,
     ) -> None:
-        await conn.execute(
-            sa.insert(_H).values(
-                attempt_id=row["id"],
-                from_status=old.value if old else None,
-                to_status=new.value,
-                at=at,
-                detail=detail,
-            )
-        )
-        await self._hooks.on_transition(
-            conn, dict(row), old.value if old else None, new.value
-        )
+        await self._record_many(conn, [row], old, new, at, detail)
+
+    async def _record_many(
+        self,
+        conn: AsyncConnection,
+        rows: Sequence[_Row],
+        old: CallStatus | None,
+        new: CallStatus,
+        at: dt.datetime,
+        detail: str,
+    ) -> None:
+        """History rows and hooks for one status change of many attempts."""
+        if not rows:
+            return
+        old_value = old.value if old else None
+        history = [
+            {
+                "attempt_id": row["id"],
+                "from_status": old_value,
+                "to_status": new.value,
+                "at": at,
+                "detail": detail,
+            }
+            for row in rows
+        ]
+        await conn.execute(sa.insert(_H), history)
+        for row in rows:
+            await self._hooks.on_transition(conn, dict(row), old_value, new.value)
 
     # -- reading -----------------------------------------------------------
 
@@ -383,7 +433,7 @@ class QueueStore:
         query = sa.select(sa.func.min(_T.c.scheduled_for)).where(
             _T.c.status == CallStatus.QUEUED.value
         )
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             value: dt.datetime | None = (await conn.execute(query)).scalar()
         if value is not None and value.tzinfo is None:  # SQLite drops the zone
             value = value.replace(tzinfo=dt.UTC)
@@ -424,12 +474,12 @@ class QueueStore:
         if conn is not None:
             row: _Row | None = (await conn.execute(query)).mappings().first()
             return row
-        async with self.engine.connect() as own:
+        async with self._reading() as own:
             found: _Row | None = (await own.execute(query)).mappings().first()
             return found
 
     async def _all(self, query: sa.Select[Any]) -> list[_Row]:
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             return list((await conn.execute(query)).mappings())
 
 
