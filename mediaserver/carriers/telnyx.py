@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import telnyx
 
+from mediaserver.carriers.hangups import HungUpCalls
 from mediaserver.controller.dialer import DialRequest, DialResult
 from mediaserver.errors import CarrierError, ConfigError
 from mediaserver.logs import mask_number
@@ -126,6 +127,7 @@ class TelnyxDialer:
             max_retries=0,
             timeout=timeout_s,
         )
+        self._hung_up = HungUpCalls()
 
     async def dial(self, request: DialRequest) -> DialResult:
         """Dial; raises `CarrierError` with `retryable` set."""
@@ -174,14 +176,18 @@ class TelnyxDialer:
 
     async def hangup(self, provider_call_id: str) -> None:
         """Hang up once; Telnyx's "call has already ended" (90018) is success."""
+        if not self._hung_up.first(provider_call_id):
+            return
         try:
             await self._client.calls.actions.hangup(call_control_id=provider_call_id)
         except telnyx.APIStatusError as exc:
             if error_codes(exc) & ALREADY_ENDED_CODES:
                 log.info("telnyx call %s had already ended", provider_call_id)
                 return
+            self._hung_up.forget(provider_call_id)
             raise carrier_error(exc, "hangup") from exc
         except Exception as exc:
+            self._hung_up.forget(provider_call_id)
             raise carrier_error(exc, "hangup") from exc
         log.info("telnyx hung up %s", provider_call_id)
 

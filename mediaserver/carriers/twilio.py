@@ -27,6 +27,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
+from mediaserver.carriers.hangups import HungUpCalls
 from mediaserver.controller.dialer import (
     CarrierEvent,
     CarrierStatus,
@@ -199,6 +200,7 @@ class TwilioDialer:
             self._client.edge = None
             self._client.region = None
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="twilio-rest")
+        self._hung_up = HungUpCalls()
 
     async def dial(self, request: DialRequest) -> DialResult:
         """Create the call; raises `CarrierError` with `retryable` set."""
@@ -239,6 +241,8 @@ class TwilioDialer:
 
     async def hangup(self, provider_call_id: str) -> None:
         """End the call once; a call that has already ended is success."""
+        if not self._hung_up.first(provider_call_id):
+            return
         try:
             await self._run(
                 lambda: self._client.calls(provider_call_id).update(status="completed")
@@ -247,8 +251,10 @@ class TwilioDialer:
             if exc.code in ALREADY_ENDED_CODES or exc.status == 404:
                 log.info("twilio call %s had already ended", provider_call_id)
                 return
+            self._hung_up.forget(provider_call_id)
             raise carrier_error(exc, "hangup") from exc
         except Exception as exc:
+            self._hung_up.forget(provider_call_id)
             raise carrier_error(exc, "hangup") from exc
         log.info("twilio hung up %s", provider_call_id)
 

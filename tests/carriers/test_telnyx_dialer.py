@@ -72,18 +72,29 @@ async def test_dial_sends_what_telnyx_expects(
     assert decode_client_state(body["client_state"]) == "call-3"
 
 
-async def test_hangup_once_then_already_ended_is_success(
-    fake: FakeTelnyx, dialer: TelnyxDialer
-) -> None:
+async def test_hangup_is_sent_once(fake: FakeTelnyx, dialer: TelnyxDialer) -> None:
     result = await dialer.dial(request())
+    await dialer.hangup(result.provider_call_id)
     await dialer.hangup(result.provider_call_id)
     async with asyncio.timeout(5):
         await fake.wait_ended()
-    await dialer.hangup(result.provider_call_id)
 
     call = fake.calls[result.provider_call_id]
-    assert call.hangup_requests == 2
+    assert call.hangup_requests == 1
     assert call.webhooks[-1]["data"]["payload"]["hangup_cause"] == "originator_cancel"
+
+
+async def test_hangup_of_an_ended_call_is_success(fake: FakeTelnyx) -> None:
+    fake.scripts["+15550008888"] = CallScript(outcome="busy", ring_s=0.01)
+    dialer = TelnyxDialer(CREDS, api_base=fake.api_base)
+    try:
+        result = await dialer.dial(request(to="+15550008888"))
+        async with asyncio.timeout(5):
+            await fake.wait_ended()
+        await dialer.hangup(result.provider_call_id)  # Telnyx answers 90018
+    finally:
+        await dialer.close()
+    assert fake.calls[result.provider_call_id].hangup_requests == 1
 
 
 async def test_hangup_of_unknown_call_is_an_error(dialer: TelnyxDialer) -> None:

@@ -71,17 +71,40 @@ async def test_dial_sends_what_twilio_expects(
     assert "<Connect>" in twiml
 
 
-async def test_hangup_once_and_again_is_success(
-    fake: FakeTwilio, dialer: TwilioDialer
-) -> None:
+async def test_hangup_is_sent_once(fake: FakeTwilio, dialer: TwilioDialer) -> None:
     result = await dialer.dial(request())
 
     await dialer.hangup(result.provider_call_id)
     await dialer.hangup(result.provider_call_id)
 
     call = fake.calls[result.provider_call_id]
-    assert call.hangup_requests == 2
+    assert call.hangup_requests == 1
     assert call.hangup.is_set()
+
+
+async def test_hangup_of_an_ended_call_is_success(fake: FakeTwilio) -> None:
+    fake.scripts["+15550008888"] = CallScript(outcome="busy", ring_s=0.01)
+    dialer = TwilioDialer(TwilioCredentials(SID, TOKEN), api_base=fake.api_base)
+    try:
+        result = await dialer.dial(request(to="+15550008888"))
+        async with asyncio.timeout(5):
+            await fake.wait_ended()
+        await dialer.hangup(result.provider_call_id)  # Twilio answers 21220
+    finally:
+        await dialer.close()
+    assert fake.calls[result.provider_call_id].hangup_requests == 1
+    assert fake.calls[result.provider_call_id].status == "busy"
+
+
+async def test_a_failed_hangup_can_be_tried_again(fake: FakeTwilio) -> None:
+    dialer = TwilioDialer(TwilioCredentials(SID, "wrong"), api_base=fake.api_base)
+    try:
+        for _ in range(2):
+            with pytest.raises(CarrierError):
+                await dialer.hangup("CA" + "e" * 32)
+    finally:
+        await dialer.close()
+    assert len(fake.requests) == 2
 
 
 async def test_lookup_reports_the_carrier_status(
