@@ -19,8 +19,7 @@ from mediaserver.controller.campaign import CallingNumber, Campaign
 from mediaserver.controller.numbers import (
     NumberError,
     is_timezone,
-    normalise_number,
-    number_timezones,
+    normalise_with_zones,
 )
 from mediaserver.controller.routing import CallerIdRouter
 from mediaserver.controller.variables import JsonValue, resolve_values
@@ -58,7 +57,7 @@ def prepare_launch(
             `metadata.<name>`, `scheduled_for`, `timezone`).
     """
     errors: dict[str, str] = {}
-    number = _number(raw_number, campaign.default_region, errors)
+    number, number_zones = _number(raw_number, campaign.default_region, errors)
     values, value_errors = resolve_values(
         campaign.variables, variables, field="variables"
     )
@@ -70,7 +69,7 @@ def prepare_launch(
     if zone is not None and not is_timezone(zone):
         errors["timezone"] = f"unknown time zone {zone!r} (use an IANA name)"
         zone = None
-    zones = (zone,) if zone else number_timezones(number) if number else ()
+    zones = (zone,) if zone else number_zones
     when = _scheduled_for(scheduled_for, zones, errors)
     if errors:
         raise ValidationError(errors)
@@ -91,12 +90,14 @@ def prepare_launch(
     )
 
 
-def _number(raw: str, region: str, errors: dict[str, str]) -> str | None:
+def _number(
+    raw: str, region: str, errors: dict[str, str]
+) -> tuple[str | None, tuple[str, ...]]:
     try:
-        return normalise_number(raw, region)
+        return normalise_with_zones(raw, region)
     except NumberError as exc:
         errors["number"] = str(exc)
-        return None
+        return None, ()
 
 
 def _scheduled_for(

@@ -44,6 +44,13 @@ def normalise_number(raw: str, region: str = "") -> str:
     `region` (ISO 3166 alpha-2, e.g. "US") is how numbers written without a
     `+` are read; with no region only international numbers are accepted.
     """
+    return normalise_with_zones(raw, region, zones=False)[0]
+
+
+def normalise_with_zones(
+    raw: str, region: str = "", *, zones: bool = True
+) -> tuple[str, tuple[str, ...]]:
+    """`normalise_number` plus the number's time zones, parsing only once."""
     text = raw.strip().lstrip("'\u2018\u2019").strip()
     if not text:
         raise NumberError("empty")
@@ -63,10 +70,12 @@ def normalise_number(raw: str, region: str = "") -> str:
     compact = text.translate(_SEPARATORS)
     if not re.fullmatch(r"\+?\d+", compact):
         raise NumberError("contains characters other than digits")
-    return _parse(compact, region.upper())
+    parsed = _parse(compact, region.upper())
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return e164, _zones(parsed) if zones else ()
 
 
-def _parse(compact: str, region: str) -> str:
+def _parse(compact: str, region: str) -> phonenumbers.PhoneNumber:
     """Parse digits (with an optional `+`) and insist on a valid number."""
     if not compact.startswith("+") and not region:
         raise NumberError("has no country code (start it with +)")
@@ -76,7 +85,7 @@ def _parse(compact: str, region: str) -> str:
         raise NumberError(_parse_reason(exc)) from exc
 
     if phonenumbers.is_valid_number(parsed):
-        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        return parsed
 
     # A lost leading `+` is the commonest spreadsheet damage: name it.
     if not compact.startswith("+") and _valid_international(compact):
@@ -140,7 +149,10 @@ def number_timezones(e164: str) -> tuple[str, ...]:
     A US number gives its area code's zone; a country spanning several
     zones gives them all, and the calling window must then hold in each.
     """
-    parsed = phonenumbers.parse(e164, None)
+    return _zones(phonenumbers.parse(e164, None))
+
+
+def _zones(parsed: phonenumbers.PhoneNumber) -> tuple[str, ...]:
     zones = pn_timezone.time_zones_for_number(parsed)
     return tuple(z for z in zones if z != _UNKNOWN_ZONE)
 
