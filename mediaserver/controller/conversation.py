@@ -48,7 +48,7 @@ def simplify(turns: Sequence[Turn]) -> str:
 
 
 def _row(row: Mapping[Any, Any]) -> dict[str, Any]:
-    record = dict(row)
+    record = {str(key): value for key, value in row.items()}
     record["started_at"] = aware(record["started_at"])
     record["ended_at"] = aware(record["ended_at"])
     return record

@@ -9,7 +9,8 @@ the rows later; nothing here touches the network.
 
 The call-ended event needs the conversation record, which the media plane
 reports on its own schedule: whichever comes second, the status change
-that ends an answered call or `record_conversation`, fires it, once.
+that ends an answered call or the record (`OutboxHooks.call_ended`, or
+`RecordingObserver` around the controller), fires it, once.
 
 The functions at the bottom are what the API exposes: list failed
 deliveries, show one, replay one.
@@ -26,6 +27,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from mediaserver.amd.events import Verdict
 from mediaserver.controller.actions import (
     Action,
     PostAnalysisTemplate,
@@ -47,13 +49,14 @@ from mediaserver.controller.events import (
 )
 from mediaserver.errors import ValidationError
 from mediaserver.ids import new_id
-from mediaserver.plan import CallOutcome
+from mediaserver.plan import CallObserver, CallOutcome
 from mediaserver.store.outbox_tables import (
     aware,
     call_analyses,
     call_events,
     webhook_deliveries,
 )
+from mediaserver.store.queue_tables import call_attempts
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +280,46 @@ class OutboxHooks:
         )
 
 
+class RecordingObserver:
+    """A `CallObserver` that files the conversation record, then passes on.
+
+    Wrap the controller with it where the media server gets its observer:
+    the record is stored before the controller ends the attempt, so the
+    status change finds it and call-ended carries the turns; when the
+    carrier's "completed" came first, the record's arrival fires it.
+    """
+
+    def __init__(self, inner: CallObserver, engine: AsyncEngine, hooks: OutboxHooks):
+        self._inner = inner
+        self._engine = engine
+        self._hooks = hooks
+
+    async def call_answered(self, call_id: str, at: dt.datetime) -> None:
+        await self._inner.call_answered(call_id, at)
+
+    async def call_verdict(self, call_id: str, verdict: Verdict) -> None:
+        await self._inner.call_verdict(call_id, verdict)
+
+    async def call_ended(self, outcome: CallOutcome) -> None:
+        async with self._engine.begin() as conn:
+            attempt = await _attempt(conn, outcome.call_id)
+            campaign_id = attempt.get("campaign_id") if attempt else None
+            await store_outcome(conn, outcome, campaign_id)
+
+        await self._inner.call_ended(outcome)
+
+        async with self._engine.begin() as conn:
+            attempt = await _attempt(conn, outcome.call_id)
+            if attempt is not None:
+                await self._hooks.conversation_recorded(conn, attempt)
+
+
+async def _attempt(conn: AsyncConnection, call_id: str) -> dict[str, Any] | None:
+    query = sa.select(call_attempts).where(call_attempts.c.id == call_id)
+    row = (await conn.execute(query)).mappings().first()
+    return {str(k): v for k, v in row.items()} if row is not None else None
+
+
 def _template(campaign: Any) -> PostAnalysisTemplate | None:
     try:
         return resolve_template(campaign)
@@ -411,4 +454,4 @@ async def list_events(engine: AsyncEngine, call_id: str) -> list[dict[str, Any]]
     )
     async with engine.connect() as conn:
         rows = await conn.execute(query)
-        return [dict(row) for row in rows.mappings()]
+        return [{str(k): v for k, v in row.items()} for row in rows.mappings()]

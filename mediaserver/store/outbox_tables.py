@@ -139,5 +139,6 @@ async def claim_due(
             )
             if taken.rowcount:
                 row = await conn.execute(sa.select(table).where(c.id == row_id))
-                claimed.append(dict(row.mappings().one()))
+                found = row.mappings().one()
+                claimed.append({str(k): v for k, v in found.items()})
     return claimed

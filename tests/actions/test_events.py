@@ -15,9 +15,16 @@ from mediaserver.controller.events import (
     LifecycleEvent,
     event_for_transition,
 )
-from mediaserver.controller.outbox import OutboxHooks, StaticCampaigns, list_events
+from mediaserver.controller.outbox import (
+    OutboxHooks,
+    RecordingObserver,
+    StaticCampaigns,
+    list_events,
+)
+from mediaserver.controller.service import Controller
 from mediaserver.controller.status import CallStatus
 from mediaserver.plan import CallOutcome, EndType, Turn
+from mediaserver.store.campaigns import CampaignStore
 from mediaserver.store.outbox_tables import webhook_deliveries
 from mediaserver.store.queue import QueueStore
 from tests.actions.helpers import T0, every_event_campaign, new_attempt
@@ -228,3 +235,40 @@ async def test_busy_is_declined_and_a_rollback_leaves_no_event(
     events = await list_events(engine, attempt.id)
     assert [e["event"] for e in events] == ["call_initiated", "call_declined"]
     assert events[1]["variables"]["call_queue_status"] == "busy"
+
+
+async def test_the_controller_wrapped_by_the_recorder_fires_call_ended(
+    engine: AsyncEngine,
+) -> None:
+    store, hooks = await _store(engine)
+    controller = Controller(
+        store, CampaignStore(engine), {}, media_urls={}, token_secret=b"secret"
+    )
+    observer = RecordingObserver(controller, engine, hooks)
+    turns = [Turn(speaker="agent", text="Hi, this is Callwright.")]
+
+    for carrier_first in (False, True):
+        attempt = await store.enqueue(new_attempt(contact=f"c-{carrier_first}"))
+        await _walk(store, attempt.id, S.DISPATCHING, S.INITIATED)
+        await observer.call_answered(attempt.id, T0)
+        if carrier_first:  # the carrier's "completed" beats the media report
+            await _walk(store, attempt.id, S.COMPLETED)
+        outcome = CallOutcome(
+            call_id=attempt.id,
+            conversation_id=attempt.id,
+            started_at=T0,
+            ended_at=T0 + dt.timedelta(seconds=3),
+            end_type=EndType.AGENT_HANGUP,
+            turns=turns,
+        )
+        await observer.call_ended(outcome)
+
+        events = await list_events(engine, attempt.id)
+        names = [e["event"] for e in events]
+        assert names == ["call_initiated", "call_answered", "call_ended"], carrier_first
+        ended = events[2]["variables"]
+        assert (
+            ended["conversation_turns_simplified"] == "Agent: Hi, this is Callwright."
+        )
+        assert ended["conversation_end_type"] == "agent_hangup"
+        _assert_exact(events, await _deliveries(engine, attempt.id))

@@ -1,0 +1,147 @@
+"""Routes of the actions part: webhook deliveries, lifecycle events,
+conversations and post-call analyses.
+
+`actions_router(engine)` is mounted by `create_app` next to the call and
+campaign routers; it sits behind the API key like them. Failed deliveries
+are listed and replayed here; a replay keeps the webhook id, so receivers
+that dedupe on it stay correct.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Router, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from mediaserver.api.auth import SECURITY
+from mediaserver.controller.analysis import AnalysisView, get_analysis, retry_analysis
+from mediaserver.controller.conversation import ConversationView, get_conversation
+from mediaserver.controller.outbox import (
+    DeliveryView,
+    get_delivery,
+    list_deliveries,
+    list_events,
+    replay_delivery,
+)
+
+Limit = Annotated[int, QueryParameter(ge=1, le=500, description="page size")]
+Offset = Annotated[int, QueryParameter(ge=0, description="items to skip")]
+
+
+class DeliveryPage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[DeliveryView]
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class Requeued(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    status: str = "pending"
+
+
+class EventView(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    call_id: str
+    sequence: int
+    event: str
+    variables: dict[str, Any]
+
+
+def actions_router(engine: AsyncEngine) -> Router:
+    """The routes, bound to the database the outbox lives in."""
+
+    @get(
+        "/webhooks/deliveries",
+        summary="List webhook deliveries, newest first (failed ones by default)",
+    )
+    async def deliveries(
+        status: FromQuery[str | None] = "failed",
+        call_id: FromQuery[str | None] = None,
+        campaign_id: FromQuery[str | None] = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> DeliveryPage:
+        items = await list_deliveries(
+            engine,
+            status=status or None,
+            call_id=call_id,
+            campaign_id=campaign_id,
+            limit=limit + 1,
+            offset=offset,
+        )
+        more = len(items) > limit
+        return DeliveryPage(
+            items=items[:limit],
+            limit=limit,
+            offset=offset,
+            next_offset=offset + limit if more else None,
+        )
+
+    @get("/webhooks/deliveries/{delivery_id:str}", summary="Read one delivery")
+    async def delivery(delivery_id: FromPath[str]) -> DeliveryView:
+        found = await get_delivery(engine, delivery_id)
+        if found is None:
+            raise NotFoundException(f"no delivery {delivery_id!r}")
+        return found
+
+    @post(
+        "/webhooks/deliveries/{delivery_id:str}/replay",
+        status_code=202,
+        summary="Send a failed delivery again, with the same webhook id and body",
+    )
+    async def replay(delivery_id: FromPath[str]) -> Requeued:
+        if not await replay_delivery(engine, delivery_id):
+            raise NotFoundException(f"no failed delivery {delivery_id!r}")
+        return Requeued(id=delivery_id)
+
+    @get("/events/{call_id:str}", summary="A call's lifecycle events, in order")
+    async def events(call_id: FromPath[str]) -> list[EventView]:
+        rows = await list_events(engine, call_id)
+        return [msgspec.convert(row, EventView) for row in rows]
+
+    @get(
+        "/conversations/{conversation_id:str}",
+        summary="A conversation record: times, end type, turns, transcript",
+    )
+    async def conversation(conversation_id: FromPath[str]) -> ConversationView:
+        found = await get_conversation(engine, conversation_id)
+        if found is None:
+            raise NotFoundException(f"no conversation {conversation_id!r}")
+        return found
+
+    @get("/analyses/{call_id:str}", summary="A call's post-analysis and its state")
+    async def analysis(call_id: FromPath[str]) -> AnalysisView:
+        found = await get_analysis(engine, call_id)
+        if found is None:
+            raise NotFoundException(f"no analysis for call {call_id!r}")
+        return found
+
+    @post(
+        "/analyses/{call_id:str}/retry",
+        status_code=202,
+        summary="Run a failed post-analysis again",
+    )
+    async def retry(call_id: FromPath[str]) -> Requeued:
+        if not await retry_analysis(engine, call_id):
+            raise NotFoundException(f"no failed analysis for call {call_id!r}")
+        return Requeued(id=call_id)
+
+    return Router(
+        path="/",
+        route_handlers=[
+            deliveries,
+            delivery,
+            replay,
+            events,
+            conversation,
+            analysis,
+            retry,
+        ],
+        security=SECURITY,
+        tags=["actions"],
+    )
