@@ -15,6 +15,7 @@ transaction. `start` first reconciles attempts a crash left behind.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -86,6 +87,8 @@ class Controller:
         lease_s: float = 60.0,
         poll_s: float = 1.0,
     ) -> None:
+        self._sweep_s = max(1.0, lease_s / 2)
+        self._sweep_task: asyncio.Task[None] | None = None
         self.store = store
         self._campaigns = campaigns
         self._dialers = dict(dialers)
@@ -111,9 +114,25 @@ class Controller:
         """Reconcile what a crash left behind, then start dispatching."""
         await self.recover()
         self.dispatcher.start()
+        if self._sweep_task is None:
+            self._sweep_task = asyncio.create_task(self._sweep(), name="lease-sweep")
 
     async def stop(self) -> None:
+        if self._sweep_task is not None:
+            self._sweep_task.cancel()
+            await asyncio.gather(self._sweep_task, return_exceptions=True)
+            self._sweep_task = None
         await self.dispatcher.stop()
+
+    async def _sweep(self) -> None:
+        """Settle attempts whose node died mid-dispatch (their lease expired)."""
+        while True:
+            await asyncio.sleep(self._sweep_s)
+            try:
+                for attempt in await self.store.stale_dispatching(None):
+                    await self._recover_dispatching(attempt)
+            except Exception:
+                log.exception("lease sweep failed; trying again later")
 
     # -- enqueueing --------------------------------------------------------
 

@@ -452,12 +452,12 @@ class QueueStore:
         query = sa.select(_T.c.status, sa.func.count().label("n")).group_by(_T.c.status)
         return {r["status"]: int(r["n"]) for r in await self._all(query)}
 
-    async def stale_dispatching(self, owner: str) -> list[Attempt]:
-        """Attempts caught mid-dispatch: ours (we restarted) or an expired lease."""
-        query = sa.select(_T).where(
-            _T.c.status == CallStatus.DISPATCHING.value,
-            sa.or_(_T.c.lease_owner == owner, _T.c.lease_until < self._clock()),
-        )
+    async def stale_dispatching(self, owner: str | None) -> list[Attempt]:
+        """Attempts caught mid-dispatch: `owner`'s (it restarted) or expired."""
+        stale = _T.c.lease_until < self._clock()
+        if owner is not None:
+            stale = sa.or_(_T.c.lease_owner == owner, stale)
+        query = sa.select(_T).where(_T.c.status == CallStatus.DISPATCHING.value, stale)
         return [Attempt.from_row(r) for r in await self._all(query)]
 
     async def in_flight(self, owner: str) -> list[Attempt]:
