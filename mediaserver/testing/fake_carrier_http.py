@@ -12,7 +12,7 @@ import contextlib
 import ipaddress
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -79,6 +79,14 @@ def asgi_app(handler: Handler) -> Any:
     return app
 
 
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its signal handlers: the test or demo owns Ctrl-C."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class LoopbackServer:
     """Serves an ASGI app on 127.0.0.1 at an ephemeral port until closed.
 
@@ -99,7 +107,11 @@ class LoopbackServer:
 
     def bind(self) -> str:
         if self._sock is None:
-            self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on such sockets,
+            # and without it every response waits out a delayed ACK (~40 ms).
+            self._sock = socket.socket(
+                socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP
+            )
             self._sock.bind(("127.0.0.1", 0))
             self.port = self._sock.getsockname()[1]
         return self.base_url
@@ -110,7 +122,7 @@ class LoopbackServer:
         config = uvicorn.Config(
             self.app, log_level="warning", lifespan="off", access_log=False
         )
-        self._server = uvicorn.Server(config)
+        self._server = _QuietServer(config)
         self._task = asyncio.create_task(
             self._server.serve(sockets=[self._sock]), name=f"{self._name}-http"
         )
