@@ -21,7 +21,7 @@ DELIMITERS = (",", ";", "\t", "|")
 _HEAD_BYTES = 4096
 _SNIFF_LINES = 20
 # A record whose quotes never balance is cut here rather than eating the file.
-_MAX_RECORD_LINES = 200
+_MAX_RECORD_LINES = 20
 
 Record = list[str] | str  # cells, or why the csv module could not read it
 
@@ -114,18 +114,39 @@ class RecordReader:
             self._reader = csv.reader(self._lines, delimiter=self.delimiter)
 
         records: list[Record] = []
-        for line in lines:
+        queue = deque(lines)
+        while queue or (final and self._record):
+            if not queue:  # the input ended inside a quoted cell
+                records.extend(self._unbalanced(queue))
+                continue
+            line = queue.popleft()
             self._record.append(line)
             self._quotes += line.count('"')
-            if self._quotes % 2 == 0 or len(self._record) >= _MAX_RECORD_LINES:
-                self._lines.pending.extend(self._record)
-                self._record, self._quotes = [], 0
-                records.extend(self._records())
-        if final and self._record:
-            self._lines.pending.extend(self._record)
-            self._record = []
-            records.extend(self._records())
+            if self._quotes % 2 == 0:
+                records.extend(self._flush())
+            elif len(self._record) >= _MAX_RECORD_LINES:
+                records.extend(self._unbalanced(queue))
         return records
+
+    def _flush(self) -> list[Record]:
+        self._lines.pending.extend(self._record)
+        self._record, self._quotes = [], 0
+        return self._records()
+
+    def _unbalanced(self, queue: deque[str]) -> list[Record]:
+        """Lines held for a quote that never closed within the limit.
+
+        When the first line opens a quoted cell it does not close, that line
+        is the bad row and the lines after it are read again as rows of
+        their own, so one stray quote cannot swallow the rows below it.
+        Otherwise the quotes were literal ones inside cells: read as held.
+        """
+        first = self._record[0]
+        if not _opens_quote(first, self.delimiter):
+            return self._flush()
+        queue.extendleft(reversed(self._record[1:]))
+        self._record, self._quotes = [], 0
+        return ["has a quote that is never closed"]
 
     def _records(self) -> list[Record]:
         assert self._reader is not None
@@ -138,6 +159,15 @@ class RecordReader:
             except csv.Error as exc:
                 records.append(f"cannot be read as CSV: {exc}")
         return records
+
+
+def _opens_quote(line: str, delimiter: str) -> bool:
+    """True when `line` alone ends inside a quoted cell."""
+    try:
+        list(csv.reader([line], delimiter=delimiter, strict=True))
+    except csv.Error:
+        return True
+    return False
 
 
 def _encoding(head: bytes) -> tuple[str, int]:

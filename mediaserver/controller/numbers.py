@@ -2,10 +2,10 @@
 
 Numbers arrive typed by people and mangled by spreadsheets. We strip only
 what cannot change the digits (spaces, dashes, dots, parentheses, a leading
-apostrophe) and reject anything a spreadsheet may have rounded or padded:
-scientific notation (`4.47700900123E+11`) and float formatting (`...123.0`)
-are refused with a reason rather than guessed at, so a damaged number is
-never dialled wrong.
+apostrophe, an `="..."` text formula) and refuse, with a reason, anything a
+spreadsheet may have rounded or padded: scientific notation
+(`4.47700900123E+11`) and float formatting (`...123.0`). A damaged number
+is never guessed at, so it is never dialled wrong.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from mediaserver.errors import ValidationError
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
+_TEXT_FORMULA = re.compile(r'^="(.*)"$')
 _SCIENTIFIC = re.compile(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$")
 _FLOAT_TAIL = re.compile(r"^\+?[\d\s]+[.,]0+$")
 _SEPARATORS = str.maketrans("", "", " \t\u00a0\u2009\u202f-.()/")
@@ -51,7 +52,11 @@ def normalise_with_zones(
     raw: str, region: str = "", *, zones: bool = True
 ) -> tuple[str, tuple[str, ...]]:
     """`normalise_number` plus the number's time zones, parsing only once."""
-    text = raw.strip().lstrip("'\u2018\u2019").strip()
+    text = raw.strip()
+    formula = _TEXT_FORMULA.match(text)  # ="0044..." keeps a cell as text
+    if formula is not None:
+        text = formula.group(1)
+    text = text.lstrip("'\u2018\u2019").strip()
     if not text:
         raise NumberError("empty")
 

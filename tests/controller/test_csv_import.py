@@ -243,3 +243,46 @@ async def test_async_import_feeds_enqueue_in_batches_from_tiny_chunks() -> None:
     assert report.accepted == 23
     assert [r.row for r in report.rejected] == [25]
     assert batches[2][-1].number == "+12125550122"
+
+
+@pytest.mark.parametrize(
+    "header", ["Phone Number", " PHONE ", "phone_number", "number", "to", "Phone-No"]
+)
+def test_phone_header_spellings(header: str) -> None:
+    launches, _ = _run(f"{header},customer_name\n2125550143,A\n")
+    assert [launch.number for launch in launches] == ["+12125550143"]
+
+
+def test_old_mac_line_ends_and_bomless_utf16() -> None:
+    launches, _ = _run(b"phone,customer_name\r2125550143,A\r2125550144,B\r")
+    assert [launch.row for launch in launches] == [2, 3]
+    text = "phone\tcustomer_name\r\n2125550143\tA\r\n"
+    launches, report = _run(text.encode("utf-16-le"))
+    assert report.encoding == "utf-16-le"
+    assert launches[0].variables["customer_name"] == "A"
+
+
+def test_an_unclosed_quote_rejects_its_row_only() -> None:
+    good = "".join(f"21255502{i:02d},N{i}\n" for i in range(60))
+    text = 'phone,customer_name\n2125550143,"Never closed\n' + good
+    launches, report = _run(text)
+    assert [(r.row, r.reason) for r in report.rejected] == [
+        (2, "has a quote that is never closed")
+    ]
+    assert len(launches) == 60
+    assert launches[0].row == 3
+    assert launches[-1].number == "+12125550259"
+
+
+def test_unclosed_quote_on_the_last_row() -> None:
+    launches, report = _run('phone,customer_name\n2125550143,A\n2125550144,"B\n')
+    assert len(launches) == 1
+    assert [r.row for r in report.rejected] == [3]
+
+
+def test_literal_quotes_inside_cells_are_kept() -> None:
+    text = "phone,customer_name\n2125550143,Jo 5'11\" tall\n2125550144,B\n"
+    launches, report = _run(text)
+    assert report.rejected == []
+    assert launches[0].variables["customer_name"] == "Jo 5'11\" tall"
+    assert launches[1].row == 3

@@ -90,3 +90,8 @@ def test_override_beats_the_number_and_must_be_a_zone() -> None:
     with pytest.raises(ValidationError) as caught:
         contact_timezones("+12125550143", "Mars/Olympus")
     assert "timezone" in caught.value.errors
+
+
+def test_text_formula_wrapper_is_unwrapped() -> None:
+    assert normalise_number('="+447400123456"', "US") == "+447400123456"
+    assert normalise_number('="07400 123456"', "GB") == "+447400123456"
