@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -278,3 +279,45 @@ async def test_worker_client_is_httpx(engine: AsyncEngine) -> None:
     await worker.close()
     assert not client.is_closed  # a client the caller gave stays the caller's
     await client.aclose()
+
+
+def test_the_documented_verifier_and_example_match_the_sender() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text()
+    code = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "docs/webhooks.md", "exec"), namespace)
+    verifier = namespace["callwright_signature_ok"]
+
+    body = b'{"call_queue_id":"call-1"}'
+    stamp = int(time.time())
+    headers = httpx.Headers(
+        {
+            "Callwright-Webhook-Id": "wh-9",
+            "Callwright-Timestamp": str(stamp),
+            "Callwright-Signature": sign(SECRET, "wh-9", stamp, body),
+        }
+    )
+    assert verifier(SECRET, headers, body)
+    assert not verifier(SECRET, headers, body + b" ")
+
+    example = sign(
+        b"whsec-example",
+        "6f1c2a7e-0d4b-4c1e-9a53-2b8f0e7d1c44",
+        1796374800,
+        b'{"call_id":"c1"}',
+    )
+    assert example in doc
+
+
+async def test_two_workers_never_send_the_same_row(
+    engine: AsyncEngine, receiver: WebhookReceiver
+) -> None:
+    ids = {await _enqueue(engine, receiver.url, call_id=f"call-{i}") for i in range(20)}
+    first, second = _worker(engine, concurrency=3), _worker(engine, concurrency=3)
+    try:
+        tried = await asyncio.gather(first.drain(), second.drain())
+    finally:
+        await first.close()
+        await second.close()
+    assert sum(tried) == 20
+    assert sorted(d.webhook_id for d in receiver.deliveries) == sorted(ids)

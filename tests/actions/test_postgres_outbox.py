@@ -1,0 +1,88 @@
+"""The outbox on a real PostgreSQL server: two nodes' workers share one outbox.
+
+Needs CALLWRIGHT_PG_URL; skipped without it unless CALLWRIGHT_PG_REQUIRED=1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from mediaserver.controller.delivery import BackoffPolicy, DeliveryWorker
+from mediaserver.controller.events import LifecycleEvent
+from mediaserver.controller.outbox import OutboxHooks, StaticCampaigns, list_events
+from mediaserver.controller.status import CallStatus
+from mediaserver.store.db import create_schema, drop_schema, make_engine
+from mediaserver.store.probe import _probe
+from mediaserver.store.queue import QueueStore
+from mediaserver.testing.webhook_receiver import WebhookReceiver
+from tests.actions.conftest import SECRET
+from tests.actions.helpers import CampaignStub, full_action, new_attempt
+from tests.actions.seed import seed_tables
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+def url() -> str:
+    url = os.environ.get("CALLWRIGHT_PG_URL", "")
+    if url and asyncio.run(_probe(url.replace("+asyncpg", ""))):
+        return url
+    if os.environ.get("CALLWRIGHT_PG_REQUIRED") == "1":
+        pytest.fail(f"CALLWRIGHT_PG_REQUIRED=1 but PostgreSQL is not at {url!r}")
+    pytest.skip("PostgreSQL not reachable (CALLWRIGHT_PG_URL)")
+
+
+@pytest_asyncio.fixture
+async def schema(url: str) -> AsyncIterator[str]:
+    name = "cw_outbox_" + uuid.uuid4().hex[:12]
+    engine = make_engine(url, schema=name)
+    await create_schema(engine, schema=name)
+    await engine.dispose()
+    yield name
+    engine = make_engine(url)
+    await drop_schema(engine, name)
+    await engine.dispose()
+
+
+async def test_two_nodes_deliver_each_event_once(
+    url: str, schema: str, receiver: WebhookReceiver
+) -> None:
+    nodes = [make_engine(url, schema=schema) for _ in range(2)]
+    action = full_action(LifecycleEvent.CALL_INITIATED, receiver.url)
+    hooks = OutboxHooks(StaticCampaigns({"camp-1": CampaignStub(actions=[action])}))
+    store = QueueStore(nodes[0], hooks=hooks)
+    workers = [
+        DeliveryWorker(
+            e, SECRET, concurrency=4, backoff=BackoffPolicy(base_s=0, cap_s=0)
+        )
+        for e in nodes
+    ]
+    try:
+        ids = []
+        for i in range(30):
+            attempt = await store.enqueue(new_attempt(contact=f"pg-{i}"))
+            for status in (CallStatus.DISPATCHING, CallStatus.INITIATED):
+                async with store.transaction() as conn:
+                    await store.transition(conn, attempt.id, status)
+            ids.append(attempt.id)
+
+        tried = await asyncio.gather(*(w.drain() for w in workers))
+        assert sum(tried) == 30
+        calls = [d.request.json()["call_queue_id"] for d in receiver.deliveries]  # type: ignore[index]
+        assert sorted(calls) == sorted(ids)
+        assert all(d.signature_ok for d in receiver.deliveries)
+
+        events = await list_events(nodes[1], ids[0])
+        assert [e["event"] for e in events] == ["call_initiated"]
+        assert list(events[0]["variables"]) == seed_tables()["call_initiated"]
+    finally:
+        for worker in workers:
+            await worker.close()
+        for engine in nodes:
+            await engine.dispose()
