@@ -429,6 +429,15 @@ class CallSession:
         await self._cancel_tasks()
         if close_carrier:
             await self._carrier.close(1000, reason[:120])
+        seq = self._sequencer
+        for key, n in (
+            ("gaps", seq.gaps),
+            ("silence_frames", seq.silence_frames),
+            ("late_frames", seq.late_frames),
+            ("unnumbered_frames", seq.unnumbered),
+        ):
+            if n:
+                self.counters.bump(key, n)
         self.counters.close()
         if error is None and end_type == EndType.FAILED:
             error = reason

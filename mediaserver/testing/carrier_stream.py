@@ -170,6 +170,12 @@ class CarrierStream:
         """Until the server closes the stream (its hang-up)."""
         await asyncio.wait_for(self._closed.wait(), within_s)
 
+    async def abort(self) -> None:
+        """Drop the TCP connection with no close frame (a network failure)."""
+        if self._ws is not None:
+            self._ws.transport.abort()
+        await self.wait_closed()
+
     async def close(self) -> None:
         if self._ws is not None:
             await self._ws.close()

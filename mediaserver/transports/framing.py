@@ -30,6 +30,7 @@ class FrameSequencer:
         self._max_gap = max_gap_frames
         self._next: int | None = None
         self._held: dict[int, bytes] = {}
+        self._emitted = False
         self.gaps = 0  # times a gap was filled
         self.silence_frames = 0  # frames of silence inserted
         self.late_frames = 0  # frames that came after their slot was filled
@@ -42,10 +43,16 @@ class FrameSequencer:
             self.unnumbered += 1
             return [payload]
         expected = self._next
-        if expected is None or (number == expected and not self._held):
+        if expected is None and self._depth == 0:
+            expected = number
+        if number == expected and not self._held:
             self._next = number + 1
+            self._emitted = True
             return [payload]
-        if number < expected:
+        if expected is None or (number < expected and not self._emitted):
+            # Nothing released yet: the stream may start before this frame.
+            self._next = number
+        elif number < expected:
             self.late_frames += 1
             return []
         self._held[number] = payload
@@ -60,6 +67,8 @@ class FrameSequencer:
         return out
 
     def _release(self) -> list[bytes]:
+        if not self._emitted and len(self._held) <= self._depth:
+            return []  # the first frames wait for any earlier one
         out = self._drain()
         while len(self._held) > self._depth:
             out.extend(self._fill_to(min(self._held)))
@@ -72,6 +81,7 @@ class FrameSequencer:
         while self._next in self._held:
             out.append(self._held.pop(self._next))
             self._next += 1
+            self._emitted = True
         return out
 
     def _fill_to(self, number: int) -> list[bytes]:

@@ -64,9 +64,9 @@ def test_reordering_gives_up_on_a_lost_frame_after_depth_frames() -> None:
 
 def test_flush_releases_what_was_held() -> None:
     seq = FrameSequencer(0xFF, reorder_depth=3)
-    seq.push(1, A)
-    seq.push(3, C)
-    assert seq.flush() == [SILENCE, C]
+    out = seq.push(1, A) + seq.push(3, C)
+    assert out == []  # the first frames wait in case an earlier one is late
+    assert seq.flush() == [A, SILENCE, C]
 
 
 def test_pacer_cuts_any_size_into_frames_at_real_time() -> None:
@@ -106,3 +106,10 @@ def test_pacer_clear_drops_audio_and_returns_unplayed_marks() -> None:
     assert pacer.clear() == ["a", "b"]
     assert pacer.idle
     assert pacer.take(1.0) == []
+
+
+def test_reordering_handles_a_stream_whose_first_two_frames_swap() -> None:
+    seq = FrameSequencer(0xD5, reorder_depth=2)
+    out = seq.push(2, B) + seq.push(1, A) + seq.push(4, D) + seq.push(3, C)
+    assert out == [A, B, C, D]
+    assert seq.late_frames == 0
