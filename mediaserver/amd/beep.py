@@ -30,6 +30,12 @@ MAX_RESIDUAL = 0.0025  # real beeps <= 0.0013; DTMF ~0.06; vowels, music >= 0.00
 MIN_FLATNESS = 0.8  # weakest 5 ms block / strongest; ringback beats to ~0.05
 MAX_DRIFT_HZ = 8.0  # frame-to-frame frequency change within one tone
 MIN_RMS = 30.0  # about -60 dBFS
+# Over line noise a beep's residual rises; frames that only pass these looser
+# tests count when the frequency holds very still and the tone lasts longer
+# (speech and music never hold 3 Hz for more than 3 frames in the corpus).
+LOOSE_RESIDUAL = 0.03  # DTMF pairs start at about 0.04
+LOOSE_DRIFT_HZ = 3.0
+LOOSE_MIN_MS = 160
 
 
 class BeepDetector:
@@ -51,6 +57,7 @@ class BeepDetector:
         self._freq = 0.0
         self._frames = 0
         self._level = 0.0
+        self._loose = 0  # frames of the current tone that passed loosely
 
     @property
     def active_onset_ms(self) -> int | None:
@@ -65,16 +72,19 @@ class BeepDetector:
         freq, rms, residual, flatness = analyse_frame(frame)
         tonal = (
             rms >= MIN_RMS
-            and residual <= MAX_RESIDUAL
+            and residual <= LOOSE_RESIDUAL
             and flatness >= MIN_FLATNESS
             and self._min_hz - 10.0 <= freq <= self._max_hz + 10.0
         )
+        strict = tonal and residual <= MAX_RESIDUAL
 
         found: list[Beep] = []
         jumped = False
         if self._onset is not None:
-            if tonal and abs(freq - self._freq) <= MAX_DRIFT_HZ:
+            drift = MAX_DRIFT_HZ if strict else LOOSE_DRIFT_HZ
+            if tonal and abs(freq - self._freq) <= drift:
                 self._extend(freq, rms)
+                self._loose += not strict
             else:
                 # The tone stopped in this frame, or jumped to another pitch.
                 jumped = tonal
@@ -86,6 +96,7 @@ class BeepDetector:
                 found.extend(self._close(start + offset))
         if self._onset is None and tonal:
             self._open(start, freq, rms, refine=not jumped)
+            self._loose = int(not strict)
 
         self._prev = frame.copy()
         self._samples += FRAME
@@ -114,7 +125,10 @@ class BeepDetector:
         onset, freq = self._onset, self._freq
         self._onset = None
         assert onset is not None
-        if end - onset < self._min_samples:
+        needed = self._min_samples
+        if self._loose:
+            needed = max(needed, LOOSE_MIN_MS * SAMPLE_RATE // 1000)
+        if end - onset < needed:
             return []
         if not self._min_hz - 5.0 <= freq <= self._max_hz + 5.0:
             return []

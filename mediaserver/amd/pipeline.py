@@ -28,6 +28,7 @@ Contract for the media glue:
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import Protocol
 
 import numpy as np
@@ -35,7 +36,7 @@ from numpy.typing import NDArray
 
 from mediaserver.amd.beep import FRAME, BeepDetector
 from mediaserver.amd.events import AmdEvent, Label, LlmCheckWanted, Verdict
-from mediaserver.amd.segments import SpeechSegmenter
+from mediaserver.amd.segments import NoiseFloor, SpeechSegmenter
 from mediaserver.amd.settings import AmdSettings
 from mediaserver.amd.sit import SitDetector
 from mediaserver.amd.vad import CHUNK, SileroVad, VadStream, is_silent
@@ -72,6 +73,10 @@ class AmdPipeline:
         )
         self._sit = SitDetector()
         self._segments = SpeechSegmenter(settings.vad_threshold)
+        self._floor = NoiseFloor(
+            settings.noise_margin_db, settings.noise_window_ms // 32
+        )
+        self._levels: deque[float] = deque()  # chunk levels awaiting their VAD
         self._frame = np.zeros(FRAME, np.int16)
         self._frame_fill = 0
         self._chunk = np.zeros(CHUNK, np.int16)
@@ -189,6 +194,9 @@ class AmdPipeline:
     def _on_chunk(self) -> list[AmdEvent]:
         self._chunk_fill = 0
         silent = is_silent(self._chunk)
+        if self.settings.noise_margin_db > 0:
+            power = float(np.dot(self._chunk, self._chunk.astype(np.float64)))
+            self._levels.append(10.0 * np.log10(power / CHUNK + 1.0))
         if self._batcher is not None and (self._in_flight or not silent):
             # Order matters for the model state: queue behind chunks in flight.
             self._in_flight += 1
@@ -207,6 +215,8 @@ class AmdPipeline:
         self._chunks_done += 1
         end = self._chunks_done * CHUNK // SAMPLES_PER_MS
         events: list[AmdEvent] = []
+        if self._levels and not self._floor.admits(self._levels.popleft()):
+            prob = 0.0  # no louder than the line's steady background
         edge = self._segments.feed(prob, start, end)
         if edge is not None:
             kind, at = edge

@@ -8,6 +8,7 @@ the first quiet chunk.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Literal
 
 Edge = tuple[Literal["start", "end"], int]
@@ -52,3 +53,32 @@ class SpeechSegmenter:
             return None
         self._speaking = False
         return ("end", self._quiet_since if self._quiet else end_ms)
+
+
+class NoiseFloor:
+    """The line's noise level: the quietest 32 ms chunk of the last window.
+
+    Speech must stand `margin_db` above it. Over a window of a second or
+    two, speech always dips between words, so speech alone keeps the floor
+    low while a steady background (an office, a street) sets it.
+    """
+
+    def __init__(self, margin_db: float, window_chunks: int = 47) -> None:
+        self.margin_db = margin_db
+        self._window = window_chunks
+        self._mins: deque[tuple[int, float]] = deque()  # increasing levels
+        self._index = 0
+
+    @property
+    def floor_db(self) -> float | None:
+        return self._mins[0][1] if self._mins else None
+
+    def admits(self, level_db: float) -> bool:
+        """Update with one chunk's level; True if it may be speech."""
+        while self._mins and self._mins[-1][1] >= level_db:
+            self._mins.pop()
+        self._mins.append((self._index, level_db))
+        if self._mins[0][0] <= self._index - self._window:
+            self._mins.popleft()
+        self._index += 1
+        return level_db >= self._mins[0][1] + self.margin_db

@@ -22,6 +22,8 @@ class AmdSettings(msgspec.Struct, frozen=True, kw_only=True):
 
     # Thresholds (tuned in benchmarks/, see the README's figures).
     vad_threshold: float = 0.5
+    noise_margin_db: float = 9.0  # speech must be this far above the noise floor
+    noise_window_ms: int = 1500  # the floor is the quietest chunk this far back
     human_silence_ms: int = 500  # silence after a short utterance that means human
     # An utterance at least this long needs `human_long_silence_ms` instead:
     # greetings pause mid-sentence, people who said a few words wait longer.

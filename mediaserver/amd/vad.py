@@ -47,11 +47,11 @@ class VadStream:
 
     def skip(self, chunk: NDArray[np.int16]) -> None:
         """Account for a chunk not run through the model (treated as silence)."""
-        np.multiply(chunk[-CONTEXT:], 1.0 / 32768.0, out=self.context, casting="unsafe")
+        self.context = chunk[-CONTEXT:].astype(np.float32) * (1.0 / 32768.0)
 
     def reset(self) -> None:
-        self.state[:] = 0.0
-        self.context[:] = 0.0
+        self.state = np.zeros(_STATE_SHAPE, np.float32)
+        self.context = np.zeros(CONTEXT, np.float32)
 
 
 def is_silent(chunk: NDArray[np.int16]) -> bool:
@@ -95,16 +95,17 @@ class SileroVad:
         """Run one chunk of each stream in one inference; returns probabilities."""
         n = len(streams)
         x = np.empty((n, CONTEXT + CHUNK), np.float32)
-        state = np.empty((2, n, 128), np.float32)
-        for i, (stream, chunk) in enumerate(zip(streams, chunks, strict=True)):
-            x[i, :CONTEXT] = stream.context
-            np.multiply(chunk, 1.0 / 32768.0, out=x[i, CONTEXT:], casting="unsafe")
-            state[:, i, :] = stream.state
+        x[:, :CONTEXT] = np.stack([s.context for s in streams])
+        np.multiply(
+            np.stack(chunks), 1.0 / 32768.0, out=x[:, CONTEXT:], casting="unsafe"
+        )
+        state = np.stack([s.state for s in streams], axis=1)
 
         out, new_state = self.raw_run(x, state)
 
-        # Each stream keeps its own next state and the tail of its chunk.
+        # Each stream keeps views of its next state and of its chunk's tail;
+        # the batch arrays are fresh every run, so nothing is shared later.
         for i, stream in enumerate(streams):
-            stream.state[:] = new_state[:, i, :]
-            stream.context[:] = x[i, -CONTEXT:]
+            stream.state = new_state[:, i, :]
+            stream.context = x[i, -CONTEXT:]
         return out[:, 0]

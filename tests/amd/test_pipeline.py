@@ -178,3 +178,14 @@ def test_llm_silence_falls_back_on_stream_time(
     assert v.label is Label.MACHINE
     assert v.source == "acoustic"
     assert v.at_ms - wanted.at_ms == pytest.approx(800, abs=32)
+
+
+def test_hello_over_steady_line_noise_is_human(
+    vad: SileroVad, corpus: list[CorpusEntry]
+) -> None:
+    rng = np.random.default_rng(3)
+    hello = read_wav(entry(corpus, "asterisk_en_hello_padded.wav").path)
+    noise = rng.normal(0, 300, hello.shape[0] + 8000)
+    pcm = np.concatenate([np.zeros(8000), hello.astype(np.float64)]) + noise
+    events = play(AmdPipeline(AmdSettings(), vad=vad), pcm.astype(np.int16))
+    assert verdict(events).label is Label.HUMAN
