@@ -89,7 +89,9 @@ def _error_text(exc: telnyx.APIStatusError) -> str:
     errors = body.get("errors") if isinstance(body, dict) else None
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         first = errors[0]
-        return f"{first.get('code')} {first.get('title', '')} {first.get('detail', '')}"
+        title, detail = first.get("title") or "", first.get("detail") or ""
+        text = title if detail in ("", title) else f"{title}: {detail}"
+        return f"{first.get('code')} {text}"
     return str(exc)
 
 

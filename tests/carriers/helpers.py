@@ -42,7 +42,7 @@ class AppServer:
         return self._server.bind()
 
     async def serve(self, handlers: list[Any]) -> str:
-        self._server.app = Litestar(route_handlers=handlers)
+        self._server.app = Litestar(route_handlers=handlers, logging_config=None)
         return await self._server.start()
 
     async def close(self) -> None:
