@@ -171,7 +171,7 @@ class OutboxHooks:
             return None
         now = self._clock()
         campaign_id = attempt.get("campaign_id")
-        variables = variables_for(event, attempt, conversation)
+        variables = _json_safe(variables_for(event, attempt, conversation))
         sequence = await _next_sequence(conn, call_id)
         event_id = new_id()
         await conn.execute(
@@ -230,7 +230,14 @@ class OutboxHooks:
         variables: dict[str, Any],
         attempt: Mapping[str, Any],
     ) -> None:
-        body = msgspec.json.encode(build_input(action, variables)).decode()
+        # A value that cannot be sent must not undo the status change: the
+        # delivery is filed as failed, with the reason, for someone to see.
+        status, error = "pending", None
+        try:
+            body = msgspec.json.encode(build_input(action, variables)).decode()
+        except (msgspec.EncodeError, TypeError, ValueError) as exc:
+            status, error, body = "failed", f"could not build the input: {exc}", "{}"
+            log.error("action %d of %s: %s", index, event.value, error)
         now = self._clock()
         await conn.execute(
             webhook_deliveries.insert().values(
@@ -247,7 +254,8 @@ class OutboxHooks:
                 headers=dict(action.tool.headers),
                 body=body,
                 timeout_s=action.tool.timeout_s,
-                status="pending",
+                status=status,
+                last_error=error,
                 attempts=0,
                 max_attempts=self._max_attempts,
                 next_attempt_at=now,
@@ -318,6 +326,18 @@ async def _attempt(conn: AsyncConnection, call_id: str) -> dict[str, Any] | None
     query = sa.select(call_attempts).where(call_attempts.c.id == call_id)
     row = (await conn.execute(query)).mappings().first()
     return {str(k): v for k, v in row.items()} if row is not None else None
+
+
+def _json_safe(variables: dict[str, Any]) -> dict[str, Any]:
+    """Plain JSON values; one that has no JSON form becomes its text."""
+    safe: dict[str, Any] = {}
+    for name, value in variables.items():
+        try:
+            safe[name] = msgspec.to_builtins(value)
+        except (TypeError, msgspec.EncodeError):
+            log.warning("variable %s has no JSON form; sent as text", name)
+            safe[name] = repr(value)
+    return safe
 
 
 def _template(campaign: Any) -> PostAnalysisTemplate | None:

@@ -321,3 +321,23 @@ async def test_two_workers_never_send_the_same_row(
         await second.close()
     assert sum(tried) == 20
     assert sorted(d.webhook_id for d in receiver.deliveries) == sorted(ids)
+
+
+async def test_values_without_a_json_form_do_not_undo_the_change(
+    engine: AsyncEngine, receiver: WebhookReceiver
+) -> None:
+    action = full_action(LifecycleEvent.CALL_INITIATED, receiver.url)
+    hooks = OutboxHooks(StaticCampaigns({"camp-1": CampaignStub(actions=[action])}))
+    odd = object()
+    attempt = {**_attempt(), "metadata": {"tags": {"vip"}}, "dynamic_variables": odd}
+    async with engine.begin() as conn:
+        assert await hooks.fire(conn, LifecycleEvent.CALL_INITIATED, attempt, None)
+    worker = _worker(engine)
+    try:
+        assert await worker.drain() == 1
+    finally:
+        await worker.close()
+    body = receiver.deliveries[0].request.json()
+    assert isinstance(body, dict)
+    assert body["call_queue_metadata"] == {"tags": ["vip"]}
+    assert body["call_queue_dynamic_variables"] == repr(odd)
