@@ -12,9 +12,11 @@ import datetime as dt
 import logging
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mediaserver import __version__
 from mediaserver.api.schemas import (
@@ -36,6 +38,7 @@ from mediaserver.errors import ValidationError
 from mediaserver.ids import new_id
 from mediaserver.logs import mask_number
 from mediaserver.store.campaigns import CampaignStore
+from mediaserver.store.db import READ_ONLY
 from mediaserver.store.queue import Attempt, NewAttempt, QueueStore
 from mediaserver.store.queue_tables import call_attempts
 
@@ -122,9 +125,15 @@ class ControlBackend:
         self._media_listening = media_listening
         self._clock = clock
 
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        """A read that on SQLite does not take the write lock."""
+        async with self._queue.engine.connect() as conn:
+            yield await conn.execution_options(**{READ_ONLY: True})
+
     async def health(self) -> Health:
         try:
-            async with self._queue.engine.connect() as conn:
+            async with self._reading() as conn:
                 await conn.execute(sa.text("SELECT 1"))
             database = "ok"
         except Exception as exc:  # health reports, it does not raise
@@ -256,7 +265,7 @@ class ControlBackend:
         query = query.order_by(
             call_attempts.c.created_at.desc(), call_attempts.c.id.desc()
         )
-        async with self._queue.engine.connect() as conn:
+        async with self._reading() as conn:
             rows = (await conn.execute(query.limit(limit).offset(offset))).mappings()
             return [call_view(Attempt.from_row(row)) for row in rows]
 
@@ -298,7 +307,7 @@ class ControlBackend:
             call_attempts.c.campaign_id == campaign_id,
             call_attempts.c.status == CallStatus.QUEUED.value,
         )
-        async with self._queue.engine.connect() as conn:
+        async with self._reading() as conn:
             ids = [row[0] for row in await conn.execute(query)]
 
         canceled: list[str] = []
