@@ -378,7 +378,10 @@ class CallSession:
             self._wake.clear()
             while not pacer.idle:
                 now = time.monotonic()
+                generation = pacer.generation
                 for item in pacer.take(now):
+                    if pacer.generation != generation:
+                        break  # a clear came while we were sending: drop the rest
                     if isinstance(item, bytes):
                         await self._carrier.send(self._carrier.encode_media(item))
                         self.counters.frames_out += 1

@@ -119,6 +119,7 @@ class OutboundPacer:
         self._spurt_frames = 0
         self._last_add = 0.0
         self.dropped_bytes = 0  # audio refused because the buffer was full
+        self.generation = 0  # bumped by every clear
 
     @property
     def idle(self) -> bool:
@@ -142,6 +143,7 @@ class OutboundPacer:
     def clear(self) -> list[str]:
         """Drop queued audio; return the marks that will now never play."""
         names = [name for _, name in self._marks]
+        self.generation += 1
         self._audio.clear()
         self._marks.clear()
         self._spurt_start = None
