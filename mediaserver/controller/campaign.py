@@ -164,7 +164,11 @@ def validate_campaign(campaign: Campaign) -> Campaign:
 
 
 def _actions_errors(campaign: Campaign) -> dict[str, str]:
-    """Have the actions module, once it exists, check actions and post_analysis."""
+    """Have the actions module, once it exists, check actions and post_analysis.
+
+    Each action is decoded and checked on its own, so one malformed action
+    does not hide the faults of the others.
+    """
     if not campaign.actions and campaign.post_analysis is None:
         return {}
     try:
@@ -175,12 +179,28 @@ def _actions_errors(campaign: Campaign) -> dict[str, str]:
     if validate is None:
         return {}
 
-    try:
-        view = actions_view(campaign)
-    except ValidationError as exc:
-        return exc.errors
-    result: dict[str, str] = validate(view)
-    return result
+    errors: dict[str, str] = {}
+    for index, action in enumerate(campaign.actions):
+        path = f"actions[{index}]"
+        try:
+            typed = msgspec.convert(action, module.Action)
+        except msgspec.ValidationError as exc:
+            errors.update(_msgspec_errors(exc, path))
+            continue
+        faults = validate(SimpleNamespace(actions=[typed], post_analysis=None))
+        for key, why in faults.items():
+            errors[key.replace("actions[0]", path, 1)] = why
+
+    if campaign.post_analysis is not None:
+        try:
+            template = msgspec.convert(
+                campaign.post_analysis, module.PostAnalysisTemplate
+            )
+        except msgspec.ValidationError as exc:
+            errors.update(_msgspec_errors(exc, "post_analysis"))
+        else:
+            errors.update(validate(SimpleNamespace(actions=[], post_analysis=template)))
+    return errors
 
 
 def actions_view(campaign: Campaign) -> SimpleNamespace:

@@ -209,3 +209,23 @@ def test_bad_toml_and_missing_file_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as caught:
         load_campaign_toml(invalid)
     assert list(caught.value.errors) == ["caller_id.overrides[0].prefix"]
+
+
+def test_actions_module_errors_are_merged_under_their_paths() -> None:
+    errors = _errors(
+        _minimal(
+            actions=[
+                {"event": "call_answered", "tool": {"name": "crm", "url": "ftp://x/y"}},
+                {"event": "call_ended", "tool": {"name": "crm"}},  # no url at all
+            ],
+            retry={"max_retries": -1},
+        )
+    )
+    assert "actions[0].tool.url" in errors  # from the actions validator
+    assert "retry.max_retries" in errors  # ours, reported alongside
+    assert any(key.startswith("actions[1]") for key in errors)
+
+
+def test_post_analysis_of_the_wrong_shape_is_named() -> None:
+    errors = _errors(_minimal(post_analysis={"name": "summary", "max_tags": "three"}))
+    assert list(errors) == ["post_analysis.max_tags"]
