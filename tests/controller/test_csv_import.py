@@ -286,3 +286,34 @@ def test_literal_quotes_inside_cells_are_kept() -> None:
     assert report.rejected == []
     assert launches[0].variables["customer_name"] == "Jo 5'11\" tall"
     assert launches[1].row == 3
+
+
+class _CountingStream(io.RawIOBase):
+    """A 'file' of many rows generated on demand; counts how far it was read."""
+
+    def __init__(self, rows: int) -> None:
+        self._rows = iter(range(rows))
+        self.served = 0
+        self._header = b"phone,customer_name\n"
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        out = self._header
+        self._header = b""
+        while len(out) < max(size, 1):
+            i = next(self._rows, None)
+            if i is None:
+                break
+            out += f"212{200 + i // 10_000:03d}{i % 10_000:04d},N\n".encode()
+            self.served += 1
+        return out
+
+
+def test_rows_stream_out_before_the_file_is_read() -> None:
+    stream = _CountingStream(200_000)
+    launches = CsvImport(_campaign()).launches(stream)  # type: ignore[arg-type]
+    first = next(launches)
+    assert first.number == "+12122000000"
+    assert stream.served < 10_000  # one 64 KiB chunk, not 200,000 rows
