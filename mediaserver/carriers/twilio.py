@@ -38,6 +38,9 @@ from mediaserver.errors import CarrierError, ConfigError, ProtocolError
 from mediaserver.logs import mask_number
 
 log = logging.getLogger(__name__)
+# The SDK logs eight INFO lines per request; keep them for debugging only.
+sdk_log = logging.getLogger(__name__ + ".sdk")
+sdk_log.setLevel(logging.WARNING)
 
 TWILIO_API = "https://api.twilio.com"
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
@@ -114,7 +117,7 @@ class RedirectingHttpClient(TwilioHttpClient):  # type: ignore[misc]
     """
 
     def __init__(self, api_base: str, timeout: float) -> None:
-        super().__init__(timeout=timeout)
+        super().__init__(timeout=timeout, logger=sdk_log)
         self._api_base = api_base.rstrip("/")
 
     def request(
@@ -189,7 +192,9 @@ class TwilioDialer:
     ) -> None:
         self._credentials = credentials
         if api_base is None:
-            http_client: TwilioHttpClient = TwilioHttpClient(timeout=timeout_s)
+            http_client: TwilioHttpClient = TwilioHttpClient(
+                timeout=timeout_s, logger=sdk_log
+            )
         else:
             http_client = RedirectingHttpClient(api_base, timeout_s)
         self._client = Client(

@@ -318,6 +318,9 @@ class FakeTelnyx:
             "telnyx-timestamp": str(timestamp),
         }
         await self._sender.post(str(url), raw, headers)
+        if call.script.redeliver:
+            # Telnyx retries with the same event id.
+            await self._sender.post(str(url), raw, headers)
 
 
 class TelnyxStreamPlayer:

@@ -78,6 +78,8 @@ class CallScript:
     hold_s: float = 1.0  # after the recording, before the callee hangs up
     dial_error: DialError | None = None
     codec: str = "PCMU"  # the call's codec; Telnyx streams it, Twilio is PCMU
+    redeliver: bool = False  # send every callback twice
+    late_ringing: bool = False  # Twilio: deliver `ringing` after the answer
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class FakeCall:
     hangup_requests: int = 0
     callbacks: list[dict[str, str]] = field(default_factory=list)
     media_started: bool = False
+    held: dict[str, str] | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     hangup: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -351,12 +354,22 @@ class FakeTwilio:
             **(extra or {}),
         }
         call.callbacks.append(params)
+        if call.script.late_ringing and status == "ringing":
+            call.held = params  # delivered after the answer, as Twilio may
+            return
+        await self._deliver(url, params, call.script.redeliver)
+        if call.held is not None and status != "ringing":
+            held, call.held = call.held, None
+            await self._deliver(url, held, call.script.redeliver)
+
+    async def _deliver(self, url: str, params: dict[str, str], twice: bool) -> None:
         headers = {
             "content-type": "application/x-www-form-urlencoded",
             "x-twilio-signature": twilio_signature(self._auth_token, url, params),
             "user-agent": "TwilioProxy/1.1",
         }
-        await self._sender.post(url, urlencode(params).encode(), headers)
+        for _ in range(2 if twice else 1):
+            await self._sender.post(url, urlencode(params).encode(), headers)
 
 
 def _error(status: int, code: int, message: str) -> HttpResponse:

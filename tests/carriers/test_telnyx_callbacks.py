@@ -175,3 +175,28 @@ async def test_forged_stale_and_redelivered_webhooks(
         )
         == 400
     )
+
+
+async def test_redelivered_webhooks_reach_the_sink_once(
+    setup: tuple[FakeTelnyx, TelnyxDialer, str, TelnyxWebhooks],
+    sink: RecordingSink,
+) -> None:
+    fake, dialer, base, _ = setup
+    fake.scripts["+15550006666"] = CallScript(
+        outcome="busy", ring_s=0.01, redeliver=True
+    )
+    request = DialRequest(
+        call_id="call-6",
+        from_number="+15550002222",
+        to_number="+15550006666",
+        media_url="wss://127.0.0.1:1/telnyx",
+        media_token="t.1.m",
+        status_callback_url=base + WEBHOOK_PATH,
+    )
+
+    result = await dialer.dial(request)
+    async with asyncio.timeout(10):
+        await fake.wait_ended()
+
+    assert fake.webhook_statuses == [204] * 4
+    assert sink.statuses(result.provider_call_id) == [S.INITIATED, S.BUSY]

@@ -182,3 +182,25 @@ async def test_signed_but_malformed_callback_is_a_bad_request(
     )
     assert status == 400
     assert sink.events == []
+
+
+async def test_late_and_redelivered_callbacks_change_nothing(
+    setup: tuple[FakeTwilio, TwilioDialer, str, TwilioStatusCallbacks],
+    sink: RecordingSink,
+) -> None:
+    fake, dialer, base, _ = setup
+    fake.scripts["+15550005555"] = CallScript(
+        ring_s=0.01, hold_s=0.01, late_ringing=True, redeliver=True
+    )
+
+    result = await dialer.dial(dial_request("+15550005555", base, "call-11"))
+    async with asyncio.timeout(10):
+        await fake.wait_ended()
+
+    # Eight deliveries (four callbacks, each twice, ringing after the answer).
+    assert len(fake.callback_statuses) == 8
+    assert sink.statuses(result.provider_call_id) == [
+        S.INITIATED,
+        S.ANSWERED,
+        S.COMPLETED,
+    ]
