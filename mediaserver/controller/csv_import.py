@@ -247,7 +247,8 @@ class CsvImport:
 
         first = self._seen.setdefault(launch.number, row_number)
         if first != row_number:
-            return self._rejected(row_number, f"duplicate of row {first}")
+            why = f"duplicate of row {first}"
+            return self._rejected(row_number, why, {"number": why})
         self.report.accepted += 1
         return launch
 
