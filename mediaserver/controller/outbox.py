@@ -18,6 +18,7 @@ deliveries, show one, replay one.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
@@ -123,11 +124,12 @@ class OutboxHooks:
         if event is LifecycleEvent.CALL_ANSWERED:
             # The answer starts the conversation, whether or not the media
             # plane has said so yet.
-            conversation = await store_start(conn, attempt, self._clock())
+            started = attempt.get("answered_at") or self._clock()
+            conversation = await store_start(conn, attempt, started)
         elif event is LifecycleEvent.CALL_ENDED:
             conversation = await load_conversation(conn, str(attempt["id"]))
             if conversation is None or conversation.get("ended_at") is None:
-                return  # record_conversation fires it when the record lands
+                return  # the record's arrival (call_ended) fires it
         await self.fire(conn, event, attempt, conversation)
 
     async def call_ended(
@@ -157,6 +159,59 @@ class OutboxHooks:
                 return  # it never connected: no conversation ended
         conversation = await load_conversation(conn, str(attempt["id"]))
         await self.fire(conn, LifecycleEvent.CALL_ENDED, attempt, conversation)
+
+    async def sweep_overdue(
+        self,
+        engine: AsyncEngine,
+        *,
+        grace_s: float = 120.0,
+        horizon_s: float = 86400.0,
+    ) -> int:
+        """Fire call-ended for answered calls whose record never came.
+
+        A media node that dies mid-call never reports the outcome; once the
+        attempt has been over for `grace_s`, the event goes out with what
+        is known (no turns). Returns how many were fired.
+        """
+        now = self._clock()
+        a, e = call_attempts.c, call_events.c
+
+        def has(event: LifecycleEvent) -> sa.Exists:
+            return sa.exists().where(e.call_id == a.id, e.event == event.value)
+
+        query = sa.select(call_attempts).where(
+            a.completed_at < now - dt.timedelta(seconds=grace_s),
+            a.completed_at > now - dt.timedelta(seconds=horizon_s),
+            sa.or_(
+                a.status == "completed",
+                sa.and_(
+                    a.status.in_(("failed", "canceled")),
+                    has(LifecycleEvent.CALL_ANSWERED),
+                ),
+            ),
+            ~has(LifecycleEvent.CALL_ENDED),
+        )
+        fired = 0
+        async with engine.begin() as conn:
+            for row in (await conn.execute(query)).mappings().all():
+                attempt = {str(k): v for k, v in row.items()}
+                conversation = await load_conversation(conn, attempt["id"])
+                if await self.fire(
+                    conn, LifecycleEvent.CALL_ENDED, attempt, conversation
+                ):
+                    fired += 1
+        if fired:
+            log.warning("fired call-ended for %d calls whose outcome never came", fired)
+        return fired
+
+    async def run_sweeps(self, engine: AsyncEngine, every_s: float = 30.0) -> None:
+        """`sweep_overdue` every `every_s` seconds until cancelled."""
+        while True:
+            try:
+                await self.sweep_overdue(engine)
+            except Exception:  # the store may come back; keep sweeping
+                log.exception("sweeping overdue call endings failed")
+            await asyncio.sleep(every_s)
 
     async def fire(
         self,

@@ -272,3 +272,32 @@ async def test_the_controller_wrapped_by_the_recorder_fires_call_ended(
         )
         assert ended["conversation_end_type"] == "agent_hangup"
         _assert_exact(events, await _deliveries(engine, attempt.id))
+
+
+async def test_an_outcome_that_never_comes_is_swept_after_a_grace(
+    engine: AsyncEngine,
+) -> None:
+    clock = _Clock()
+    hooks = OutboxHooks(
+        StaticCampaigns({"camp-1": every_event_campaign("http://127.0.0.1:9/")}),
+        clock=clock,
+    )
+    store = QueueStore(engine, hooks=hooks, clock=clock)
+    lost = await store.enqueue(new_attempt(contact="lost"))
+    missed = await store.enqueue(new_attempt(contact="missed"))
+    await _walk(store, lost.id, S.DISPATCHING, S.INITIATED, S.ANSWERED, S.COMPLETED)
+    await _walk(store, missed.id, S.DISPATCHING, S.INITIATED, S.NO_ANSWER)
+
+    assert await hooks.sweep_overdue(engine, grace_s=30) == 0  # too soon
+    clock.now += dt.timedelta(seconds=60)
+    assert await hooks.sweep_overdue(engine, grace_s=30) == 1
+    assert await hooks.sweep_overdue(engine, grace_s=30) == 0  # once only
+
+    events = await list_events(engine, lost.id)
+    assert [e["event"] for e in events][-1] == "call_ended"
+    ended = events[-1]["variables"]
+    assert ended["conversation_turns"] == []
+    assert ended["conversation_start_time"] is not None  # opened at the answer
+    _assert_exact(events, await _deliveries(engine, lost.id))
+    names = [e["event"] for e in await list_events(engine, missed.id)]
+    assert names == ["call_initiated", "call_missed"]
