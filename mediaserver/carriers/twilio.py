@@ -209,10 +209,14 @@ class TwilioDialer:
 
     async def dial(self, request: DialRequest) -> DialResult:
         """Create the call; raises `CarrierError` with `retryable` set."""
+        try:
+            twiml = stream_twiml(request.media_url, request.media_token)
+        except ConfigError as exc:
+            raise CarrierError(f"twilio dial not sent: {exc}", retryable=False) from exc
         kwargs: dict[str, Any] = {
             "to": request.to_number,
             "from_": request.from_number,
-            "twiml": stream_twiml(request.media_url, request.media_token),
+            "twiml": twiml,
             "timeout": request.ring_timeout_s,
             "time_limit": request.max_call_s,
         }

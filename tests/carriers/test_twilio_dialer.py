@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qs
 
+import msgspec
 import pytest
 import pytest_asyncio
 
@@ -172,3 +173,13 @@ def test_credentials_come_from_env_and_never_show_the_token() -> None:
     assert TOKEN not in str(creds)
     with pytest.raises(ConfigError):
         TwilioCredentials.from_env({"TWILIO_ACCOUNT_SID": SID})
+
+
+async def test_media_url_with_a_query_is_refused_before_dialing(
+    fake: FakeTwilio, dialer: TwilioDialer
+) -> None:
+    bad = msgspec.structs.replace(request(), media_url="wss://m.example.test/t?x=1")
+    with pytest.raises(CarrierError) as caught:
+        await dialer.dial(bad)
+    assert not caught.value.retryable
+    assert fake.calls == {}
