@@ -30,6 +30,7 @@ import msgspec
 from mediaserver.agent.reference import ReferenceAgent
 from mediaserver.config import load_settings
 from mediaserver.corpus import default_corpus_dir
+from mediaserver.errors import ConfigError
 from mediaserver.service_main import Service
 
 logger = logging.getLogger(__name__)
@@ -143,6 +144,12 @@ def campaign_json(agent_url: str) -> dict[str, Any]:
     }
 
 
+def _recording(behaviour: str) -> str:
+    """The corpus path in `answer:<path>[;options]`, else empty."""
+    kind, _, rest = behaviour.partition(":")
+    return rest.partition(";")[0] if kind == "answer" else ""
+
+
 def contacts_csv(corpus: Path) -> bytes:
     """The upload: recordings named by absolute path, so the callee finds them."""
     out = io.StringIO()
@@ -235,6 +242,14 @@ async def run_campaign_demo(
 ) -> DemoReport:
     """Run the demo campaign end to end and print what happened to each contact."""
     corpus = (corpus_folder or default_corpus_dir()).resolve()
+    missing = [
+        p for _, _, b in CONTACTS if (p := _recording(b)) and not (corpus / p).is_file()
+    ]
+    if missing:
+        raise ConfigError(
+            f"the demo needs corpus recordings under {corpus} (set CALLWRIGHT_CORPUS);"
+            f" missing: {', '.join(missing)}"
+        )
     started = time.monotonic()
     secret = secrets.token_urlsafe(24)
     api_key = secrets.token_urlsafe(24)
