@@ -20,7 +20,7 @@ import telnyx
 from mediaserver.carriers.hangups import HungUpCalls
 from mediaserver.controller.dialer import DialRequest, DialResult
 from mediaserver.errors import CarrierError, ConfigError
-from mediaserver.logs import mask_number
+from mediaserver.logs import mask_number, mask_text
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ class TelnyxDialer:
             log.warning(
                 "telnyx dial of %s failed: %s",
                 mask_number(request.to_number),
-                error,
+                mask_text(str(error)),  # carrier messages may quote the number
                 extra={"call_id": request.call_id},
             )
             raise error from exc

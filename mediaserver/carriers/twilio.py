@@ -35,7 +35,7 @@ from mediaserver.controller.dialer import (
     DialResult,
 )
 from mediaserver.errors import CarrierError, ConfigError, ProtocolError
-from mediaserver.logs import mask_number
+from mediaserver.logs import mask_number, mask_text
 
 log = logging.getLogger(__name__)
 # The SDK logs eight INFO lines per request; keep them for debugging only.
@@ -234,7 +234,7 @@ class TwilioDialer:
             log.warning(
                 "twilio dial of %s failed: %s",
                 mask_number(request.to_number),
-                error,
+                mask_text(str(error)),  # carrier messages may quote the number
                 extra={"call_id": request.call_id},
             )
             raise error from exc

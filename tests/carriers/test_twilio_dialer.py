@@ -183,3 +183,14 @@ async def test_media_url_with_a_query_is_refused_before_dialing(
         await dialer.dial(bad)
     assert not caught.value.retryable
     assert fake.calls == {}
+
+
+async def test_refused_dial_logs_no_phone_number(
+    fake: FakeTwilio, dialer: TwilioDialer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(CarrierError) as caught:
+        await dialer.dial(request(to="2125550123"))  # no +: Twilio quotes it back
+    assert "2125550123" in str(caught.value)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "twilio dial of" in logged
+    assert "2125550123" not in logged
