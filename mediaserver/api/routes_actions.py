@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from mediaserver.api.auth import SECURITY
 from mediaserver.controller.analysis import AnalysisView, get_analysis, retry_analysis
 from mediaserver.controller.conversation import ConversationView, get_conversation
-from mediaserver.controller.outbox import (
+from mediaserver.controller.deliveries import (
     DeliveryView,
     get_delivery,
     list_deliveries,

@@ -12,6 +12,12 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mediaserver.controller.deliveries import (
+    DeliveryView,
+    get_delivery,
+    list_deliveries,
+    replay_delivery,
+)
 from mediaserver.controller.delivery import (
     BackoffPolicy,
     DeliveryWorker,
@@ -19,14 +25,7 @@ from mediaserver.controller.delivery import (
     verify_signature,
 )
 from mediaserver.controller.events import LifecycleEvent
-from mediaserver.controller.outbox import (
-    DeliveryView,
-    OutboxHooks,
-    StaticCampaigns,
-    get_delivery,
-    list_deliveries,
-    replay_delivery,
-)
+from mediaserver.controller.outbox import OutboxHooks, StaticCampaigns
 from mediaserver.testing.loopback_http import unused_port
 from mediaserver.testing.webhook_receiver import Reply, WebhookReceiver
 from tests.actions.conftest import SECRET

@@ -9,6 +9,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mediaserver.controller.deliveries import list_events
 from mediaserver.controller.events import (
     ANALYSIS_VARIABLES,
     EVENT_VARIABLES,
@@ -19,7 +20,6 @@ from mediaserver.controller.outbox import (
     OutboxHooks,
     RecordingObserver,
     StaticCampaigns,
-    list_events,
 )
 from mediaserver.controller.service import Controller
 from mediaserver.controller.status import CallStatus

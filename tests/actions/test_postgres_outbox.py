@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from mediaserver.controller.deliveries import list_events
 from mediaserver.controller.delivery import BackoffPolicy, DeliveryWorker
 from mediaserver.controller.events import LifecycleEvent
-from mediaserver.controller.outbox import OutboxHooks, StaticCampaigns, list_events
+from mediaserver.controller.outbox import OutboxHooks, StaticCampaigns
 from mediaserver.controller.status import CallStatus
 from mediaserver.store.db import create_schema, drop_schema, make_engine
 from mediaserver.store.probe import _probe
