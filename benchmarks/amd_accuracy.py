@@ -136,7 +136,8 @@ def accuracy(folder: Path | None, settings: AmdSettings, vad: SileroVad) -> None
     )
     print(
         f"offline: {audio_s:.0f} s of audio in {elapsed:.1f} s "
-        f"({audio_s / elapsed:.0f}x real time)"
+        f"({audio_s / elapsed:.0f}x real time; inline VAD, "
+        f"{elapsed / (audio_s * 50) * 1e6:.0f} us per 20 ms frame)"
     )
     print("calibration (per cause: verdicts, mean confidence, share correct):")
     for cause, pairs in sorted(by_cause.items()):

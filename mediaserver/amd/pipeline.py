@@ -49,6 +49,8 @@ _warn = RateLimitedLog(log)
 SAMPLES_PER_MS = 8
 GREETING_KEEP_MS = 12000  # greeting audio kept for the LLM check
 _LEAD_IN_MS = 200  # audio kept before the first speech for the LLM check
+_TARGET_PEAK = 8192.0  # -12 dBFS
+_PEAK_DECAY = 0.995  # per 32 ms chunk: the peak memory fades over seconds
 
 
 class AmdPipeline:
@@ -89,6 +91,7 @@ class AmdPipeline:
         if settings.llm_verification:
             self._keep = np.zeros(GREETING_KEEP_MS * SAMPLES_PER_MS, np.int16)
         self.dropped_frames = 0
+        self._peak = 0.0
         self._disabled = not settings.enabled
 
     @property
@@ -194,6 +197,8 @@ class AmdPipeline:
     def _on_chunk(self) -> list[AmdEvent]:
         self._chunk_fill = 0
         silent = is_silent(self._chunk)
+        if not silent and self.settings.vad_max_gain > 1.0:
+            self._level_vad_input()
         if self.settings.noise_margin_db > 0:
             power = float(np.dot(self._chunk, self._chunk.astype(np.float64)))
             self._levels.append(10.0 * np.log10(power / CHUNK + 1.0))
@@ -208,6 +213,14 @@ class AmdPipeline:
         assert self._vad is not None
         prob = float(self._vad.run_batch([self.stream], [self._chunk])[0])
         return self._on_probability(prob)
+
+    def _level_vad_input(self) -> None:
+        # Quiet lines (a far-away handset, a soft voice after G.711) fall
+        # under the model's threshold; lift them towards -12 dBFS peaks.
+        peak = float(np.abs(self._chunk).max())
+        self._peak = max(peak, self._peak * _PEAK_DECAY)
+        gain = _TARGET_PEAK / max(self._peak, 1.0)
+        self.stream.gain = min(self.settings.vad_max_gain, max(1.0, gain))
 
     def _on_probability(self, prob: float) -> list[AmdEvent]:
         """One chunk's speech probability, in stream order."""

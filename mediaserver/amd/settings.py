@@ -22,6 +22,7 @@ class AmdSettings(msgspec.Struct, frozen=True, kw_only=True):
 
     # Thresholds (tuned in benchmarks/, see the README's figures).
     vad_threshold: float = 0.5
+    vad_max_gain: float = 1.0  # quiet audio is amplified up to this for the VAD
     noise_margin_db: float = 9.0  # speech must be this far above the noise floor
     noise_window_ms: int = 1500  # the floor is the quietest chunk this far back
     human_silence_ms: int = 500  # silence after a short utterance that means human

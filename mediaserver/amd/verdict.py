@@ -17,6 +17,10 @@ Rules, in the order they are checked on each `advance`:
 * nothing heard by `no_audio_ms` is ``no_audio``;
 * at `decision_deadline_ms` a verdict is forced from what was heard.
 
+Confidence is the share of verdicts of that cause that were right in
+`benchmarks/amd_accuracy.py` (its calibration table), scaled within a cause
+by the margin past the rule's threshold.
+
 After a machine verdict: `StopSpeaking` (when enabled), then exactly one
 `FinalAction`: ``end_call`` at once, or ``leave_message`` when the greeting
 ends (`GreetingEnded` by beep, by `greeting_end_silence_ms` of silence, or by
@@ -180,7 +184,7 @@ class VerdictMachine:
             # machine even before the initial check delay (short announcements).
             if self._utterance_ms() >= self.settings.long_greeting_ms:
                 verdict = self._make(
-                    Label.MACHINE, "announcement_ended", 0.75, MachineState.SILENCE
+                    Label.MACHINE, "announcement_ended", 0.85, MachineState.SILENCE
                 )
                 events.extend(self._machine(verdict, verified=True))
             elif self._first_speech is None:
@@ -205,7 +209,7 @@ class VerdictMachine:
 
         if utterance >= s.long_greeting_ms and now >= s.initial_check_delay_ms:
             extra = (utterance - s.long_greeting_ms) / 1500
-            confidence = 0.75 + 0.2 * min(1.0, extra)
+            confidence = 0.9 + 0.08 * min(1.0, extra)
             verdict = self._make(
                 Label.MACHINE, "long_greeting", confidence, self._state()
             )
@@ -213,13 +217,13 @@ class VerdictMachine:
 
         needed = self._needed_silence(utterance)
         if quiet is not None and quiet >= needed and utterance < s.long_greeting_ms:
-            confidence = 0.95 - 0.25 * utterance / s.long_greeting_ms
+            confidence = 0.99 - 0.08 * utterance / s.long_greeting_ms
             return self._final(self._make(Label.HUMAN, "short_answer", confidence))
 
         if self._first_speech is None and now >= min(
             s.no_audio_ms, s.decision_deadline_ms
         ):
-            return self._final(self._make(Label.NO_AUDIO, "silence", 0.9))
+            return self._final(self._make(Label.NO_AUDIO, "silence", 0.8))
 
         if now >= s.decision_deadline_ms:
             return self._deadline()

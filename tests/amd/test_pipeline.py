@@ -189,3 +189,34 @@ def test_hello_over_steady_line_noise_is_human(
     pcm = np.concatenate([np.zeros(8000), hello.astype(np.float64)]) + noise
     events = play(AmdPipeline(AmdSettings(), vad=vad), pcm.astype(np.int16))
     assert verdict(events).label is Label.HUMAN
+
+
+def test_batched_finish_flushes_pending_chunks(
+    vad: SileroVad, corpus: list[CorpusEntry]
+) -> None:
+    # The stream ends between ticks: its queued chunks still count.
+    pcm = read_wav(entry(corpus, "asterisk_fr_hello_padded.wav").path)
+    batcher = VadBatcher(vad)
+    pipeline = AmdPipeline(AmdSettings(), batcher=batcher)
+    events = pipeline.push(pcm)
+    assert not any(isinstance(e, Verdict) for e in events)
+    assert batcher.pending > 0
+    v = verdict(events + pipeline.finish())
+    assert v.label is Label.HUMAN
+    assert batcher.pending == 0
+
+
+def test_batcher_drops_chunks_of_finished_calls(vad: SileroVad) -> None:
+    batcher = VadBatcher(vad)
+    done = AmdPipeline(AmdSettings(), batcher=batcher)
+    live = AmdPipeline(AmdSettings(), batcher=batcher)
+    beep = np.concatenate([silence(200), tone(1000, 300), silence(300)])
+    speech = (np.random.default_rng(5).normal(0, 2000, beep.shape[0])).astype(np.int16)
+    events = done.push(beep)
+    assert verdict(events).cause == "beep"
+    assert done.done
+    live.push(speech)
+    results = batcher.run()
+    assert all(p is live for p, _ in results)
+    assert batcher.pending == 0
+    assert batcher.chunks_run == beep.shape[0] // 256
