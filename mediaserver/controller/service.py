@@ -20,6 +20,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mediaserver import tokens
@@ -443,6 +444,7 @@ class Controller:
                 status=CarrierStatus.FAILED,
                 at=self._clock(),
                 call_id=attempt.id,
-                detail="recovered: the carrier does not know this call",
+                detail="the carrier does not know this call",
             )
+        event = msgspec.structs.replace(event, detail=f"recovered: {event.detail}")
         await self._apply(attempt, from_carrier(event.status), event)
