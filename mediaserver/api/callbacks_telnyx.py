@@ -157,7 +157,16 @@ class TelnyxEventMapper:
 
         status, detail = self._status(event_type, call_control_id, payload)
         if status is None:
-            log.info("telnyx %s for %s", event_type, call_control_id)
+            if event_type == "streaming.failed":
+                # The call goes on without media until its time_limit_secs runs out.
+                _warn.warning(
+                    "telnyx-stream",
+                    "telnyx media stream failed for %s: %s",
+                    call_control_id,
+                    payload.get("failure_reason", "no reason given"),
+                )
+            else:
+                log.info("telnyx %s for %s", event_type, call_control_id)
             return None
         return CarrierEvent(
             provider="telnyx",
