@@ -190,6 +190,8 @@ class OutboxHooks:
             ),
             ~has(LifecycleEvent.CALL_ENDED),
         )
+        if engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=call_attempts)
         fired = 0
         async with engine.begin() as conn:
             for row in (await conn.execute(query)).mappings().all():
@@ -377,7 +379,11 @@ class RecordingObserver:
 
 
 async def _attempt(conn: AsyncConnection, call_id: str) -> dict[str, Any] | None:
+    """The attempt row, locked like the queue locks it for a status change,
+    so a carrier callback and this cannot both fire call-ended."""
     query = sa.select(call_attempts).where(call_attempts.c.id == call_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
     row = (await conn.execute(query)).mappings().first()
     return {str(k): v for k, v in row.items()} if row is not None else None
 

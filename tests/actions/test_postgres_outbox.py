@@ -6,6 +6,7 @@ Needs CALLWRIGHT_PG_URL; skipped without it unless CALLWRIGHT_PG_REQUIRED=1.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -87,3 +88,27 @@ async def test_two_nodes_deliver_each_event_once(
             await worker.close()
         for engine in nodes:
             await engine.dispose()
+
+
+async def test_sweep_and_recorder_run_on_postgres(url: str, schema: str) -> None:
+    engine = make_engine(url, schema=schema)
+    now = [dt.datetime.now(dt.UTC)]
+    hooks = OutboxHooks(StaticCampaigns({}), clock=lambda: now[0])
+    store = QueueStore(engine, hooks=hooks, clock=lambda: now[0])
+    try:
+        attempt = await store.enqueue(new_attempt(contact="pg-lost"))
+        for status in (
+            CallStatus.DISPATCHING,
+            CallStatus.INITIATED,
+            CallStatus.ANSWERED,
+            CallStatus.COMPLETED,
+        ):
+            async with store.transaction() as conn:
+                await store.transition(conn, attempt.id, status)
+        now[0] += dt.timedelta(minutes=10)
+        assert await hooks.sweep_overdue(engine) == 1
+        assert await hooks.sweep_overdue(engine) == 0
+        names = [e["event"] for e in await list_events(engine, attempt.id)]
+        assert names == ["call_initiated", "call_answered", "call_ended"]
+    finally:
+        await engine.dispose()
