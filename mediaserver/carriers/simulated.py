@@ -8,7 +8,8 @@ no_answer, failed. An answered call with a recording opens a Twilio Media
 Stream to our own media endpoint, exactly as Twilio would, with the
 per-call token in `customParameters.token`.
 
-Behaviours: `answer:<wav path>`, `answer` (no media, held `hold` s),
+Behaviours: `answer:<wav path>` (8 kHz mono WAV; `hold` adds silence after
+it), `answer` (no media, held `hold` s),
 `busy`, `decline`, `no_answer`, `fail`, `dial_error` (the dial request is
 refused); options after `;`, e.g. `busy;ring=0.5`, `answer;hold=2`.
 
@@ -52,7 +53,8 @@ class SimBehavior(msgspec.Struct, frozen=True, kw_only=True):
     kind: str = "answer"
     recording: Path | None = None
     ring_s: float = 0.5
-    hold_s: float = 1.0  # how long an answer without a recording lasts
+    hold_s: float = 1.0  # an answer without a recording lasts this long
+    hold_given: bool = False  # with a recording: silence played after it
 
 
 def parse_behavior(text: str) -> SimBehavior:
@@ -75,6 +77,7 @@ def parse_behavior(text: str) -> SimBehavior:
         recording=Path(recording) if recording else None,
         ring_s=values.get("ring", 0.5),
         hold_s=values.get("hold", 1.0),
+        hold_given="hold" in values,
     )
 
 
@@ -206,7 +209,10 @@ class SimulatedCarrier:
             from mediaserver.carriers.sim_media import stream_recording
 
             await stream_recording(
-                call.request, behavior.recording, call.provider_call_id, self._speed
+                call.request,
+                behavior.recording,
+                speed=self._speed,
+                hold_s=behavior.hold_s if behavior.hold_given else 0.0,
             )
         else:
             await self._sleep(behavior.hold_s)

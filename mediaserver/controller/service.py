@@ -109,6 +109,10 @@ class Controller:
             poll_s=poll_s,
         )
 
+    def set_media_url(self, provider: str, url: str) -> None:
+        """Where `provider`'s media streams go (known once the listener runs)."""
+        self._media_urls[provider] = url
+
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
