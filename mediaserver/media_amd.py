@@ -52,6 +52,13 @@ class AmdEngine:
         self._listeners: dict[AmdPipeline, AmdListener] = {}
         self.ticks = 0
 
+    def warm_up(self) -> None:
+        """Run the kernels once so that no call pays their compile time."""
+        noise = np.random.default_rng(7).integers(-3000, 3000, 16000)
+        pipeline = AmdPipeline(AmdSettings(), vad=self.vad)
+        pipeline.push(noise.astype(np.int16))
+        pipeline.finish()
+
     @property
     def batched(self) -> bool:
         return self.batcher is not None

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 
 import msgspec
 import numpy as np
@@ -47,6 +48,7 @@ class AgentRecord(msgspec.Struct, kw_only=True):
     start: ap.SessionStart
     events: list[str] = []  # message types received, in order
     messages: list[ap.ToAgent] = []
+    received_at: list[float] = []  # time.monotonic() of each message
     audio_in_bytes: int = 0
     spoken: list[str] = []  # scripts it began to say
     interrupted: bool = False
@@ -174,6 +176,7 @@ class _Conversation:
         """Handle one event; False when the conversation is over."""
         self.record.events.append(type(event).__struct_config__.tag or "?")  # type: ignore[arg-type]
         self.record.messages.append(event)
+        self.record.received_at.append(time.monotonic())
         if isinstance(event, ap.StopSpeakingEvent):
             self.record.interrupted = True
             await self._stop_speaking()

@@ -57,6 +57,7 @@ class CarrierStream:
         self.close_code: int | None = None
         self.close_reason = ""
         self.frames_sent = 0
+        self.play_started: float | None = None  # time.monotonic() of frame 1
         self._seq = 0
         self._chunk = 0
         self._ws: ClientConnection | None = None
@@ -142,7 +143,9 @@ class CarrierStream:
         if hold_s > 0:
             pcm = np.concatenate([pcm, np.zeros(int(hold_s * 8000), np.int16)])
         payload = self.encode_audio(pcm)
-        start = time.monotonic()
+        start = time.monotonic() - self.frames_sent * 0.02 / self.speed
+        if self.play_started is None:
+            self.play_started = start
         for offset in range(0, len(payload) - FRAME + 1, FRAME):
             if self.closed:
                 return

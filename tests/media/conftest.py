@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import numpy as np
 import pytest
 import pytest_asyncio
 
 from mediaserver.agent.reference import ReferenceAgent
-from mediaserver.amd.pipeline import AmdPipeline
-from mediaserver.amd.settings import AmdSettings
 from mediaserver.media_amd import AmdEngine
 from mediaserver.media_server import (
     InMemoryPlans,
@@ -25,10 +22,7 @@ from tests.media.helpers import SECRET, Rig
 def amd_engine() -> AmdEngine:
     """One engine for the suite, warmed up so no test pays the JIT compile."""
     engine = AmdEngine()
-    pipeline = AmdPipeline(AmdSettings(), vad=engine.vad)
-    noise = np.random.default_rng(1).integers(-3000, 3000, 8000).astype(np.int16)
-    pipeline.push(noise)
-    pipeline.finish()
+    engine.warm_up()
     return engine
 
 
