@@ -58,6 +58,7 @@ class BeepDetector:
         self._frames = 0
         self._level = 0.0
         self._loose = 0  # frames of the current tone that passed loosely
+        self._dead_from: int | None = None  # sample where a dead frame began
 
     @property
     def active_onset_ms(self) -> int | None:
@@ -85,15 +86,23 @@ class BeepDetector:
             if tonal and abs(freq - self._freq) <= drift:
                 self._extend(freq, rms)
                 self._loose += not strict
+                self._dead_from = None
+            elif rms < MIN_RMS and self._dead_from is None:
+                # A dead frame inside a tone may be one lost packet: the next
+                # frame says whether the tone goes on (costs 20 ms at the end).
+                self._dead_from = start
             else:
                 # The tone stopped in this frame, or jumped to another pitch.
                 jumped = tonal
-                offset = (
-                    0
-                    if tonal
-                    else tone_edge(frame, self._level, self._freq, rising=False)
-                )
-                found.extend(self._close(start + offset))
+                if self._dead_from is not None:
+                    end = self._dead_from
+                elif tonal:
+                    end = start
+                else:
+                    end = start + tone_edge(
+                        frame, self._level, self._freq, rising=False
+                    )
+                found.extend(self._close(end))
         if self._onset is None and tonal:
             self._open(start, freq, rms, refine=not jumped)
             self._loose = int(not strict)
@@ -104,7 +113,9 @@ class BeepDetector:
 
     def finish(self) -> list[Beep]:
         """The stream ended: report a tone still in progress."""
-        return self._close(self._samples) if self._onset is not None else []
+        if self._onset is None:
+            return []
+        return self._close(self._dead_from or self._samples)
 
     def _open(self, start: int, freq: float, rms: float, *, refine: bool) -> None:
         self._level = 0.5 * rms * math.sqrt(2.0)
@@ -124,6 +135,7 @@ class BeepDetector:
     def _close(self, end: int) -> list[Beep]:
         onset, freq = self._onset, self._freq
         self._onset = None
+        self._dead_from = None
         assert onset is not None
         needed = self._min_samples
         if self._loose:

@@ -25,10 +25,12 @@ SUB_BLOCK = 40  # 5 ms envelope blocks
 
 
 @njit(cache=True, nogil=True)
-def _analyse(x: NDArray[np.float64]) -> tuple[float, float, float, float]:
-    n: int = x.shape[0]
+def _analyse(pcm: NDArray[np.int16]) -> tuple[float, float, float, float]:
+    n: int = pcm.shape[0]
+    x = np.empty(n, np.float64)
     mean = 0.0
     for i in range(n):
+        x[i] = pcm[i]
         mean += x[i]
     mean /= n
 
@@ -68,8 +70,11 @@ def _analyse(x: NDArray[np.float64]) -> tuple[float, float, float, float]:
 
 
 @njit(cache=True, nogil=True)
-def _edge(x: NDArray[np.float64], level: float, period: int, rising: bool) -> int:
-    n: int = x.shape[0]
+def _edge(pcm: NDArray[np.int16], level: float, period: int, rising: bool) -> int:
+    n: int = pcm.shape[0]
+    x = np.empty(n, np.float64)
+    for i in range(n):
+        x[i] = pcm[i]
     if rising:
         # Walk back from the end while each period still carries the tone.
         j = n
@@ -102,7 +107,7 @@ def _edge(x: NDArray[np.float64], level: float, period: int, rising: bool) -> in
 
 def analyse_frame(frame: NDArray[np.int16]) -> tuple[float, float, float, float]:
     """(frequency Hz, rms, residual ratio, envelope flatness) of one frame."""
-    return _analyse(frame.astype(np.float64))  # type: ignore[no-any-return]
+    return _analyse(frame)  # type: ignore[no-any-return]
 
 
 def tone_edge(
@@ -110,4 +115,4 @@ def tone_edge(
 ) -> int:
     """Sample index in `frame` where a tone of `level` peak starts (or ends)."""
     period = max(2, round(SAMPLE_RATE / max(frequency_hz, 1.0)))
-    return int(_edge(frame.astype(np.float64), level, period, rising))
+    return int(_edge(frame, level, period, rising))

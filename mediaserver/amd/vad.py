@@ -57,7 +57,7 @@ class VadStream:
 
 def is_silent(chunk: NDArray[np.int16]) -> bool:
     """True when the chunk is too quiet to be worth a model run."""
-    return int(np.abs(chunk.astype(np.int32)).max(initial=0)) < SILENT_PEAK
+    return int(chunk.min()) > -SILENT_PEAK and int(chunk.max()) < SILENT_PEAK
 
 
 class SileroVad:

@@ -106,3 +106,17 @@ def test_corpus_dual_tones_speech_and_noise_have_no_beep(
             assert detect(read_wav(e.path)) == [], e.name
             checked += 1
     assert checked > 50
+
+
+def test_one_lost_packet_does_not_split_a_beep() -> None:
+    beep = tone(1000, 400)
+    beep[8 * 160 : 9 * 160] = 0  # frame 9 of the beep was lost on the way
+    found = detect(np.concatenate([silence(300), beep, silence(300)]))
+    assert len(found) == 1
+    assert abs(found[0].duration_ms - 400) <= 3
+
+
+def test_two_separate_beeps_stay_two() -> None:
+    pcm = np.concatenate([silence(300), tone(1000, 200), silence(100), tone(1000, 200)])
+    found = detect(np.concatenate([pcm, silence(300)]))
+    assert [b.duration_ms for b in found] == [200, 200]
