@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 import secrets
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from mediaserver.amd.events import Label, Verdict
 from mediaserver.api.app import create_app
 from mediaserver.api.control import ControlBackend
-from mediaserver.api.server import ApiServer
+from mediaserver.api.server import ApiServer, bind_socket
 from mediaserver.carriers.simulated import SimulatedCarrier
 from mediaserver.config import Settings
 from mediaserver.controller.campaign import Campaign
@@ -159,6 +160,7 @@ class Service:
         self.api: ApiServer | None = None
         self._dialers: dict[str, Dialer] = {}
         self._workers: list[asyncio.Task[None]] = []
+        self._api_sock: socket.socket | None = None
 
     @property
     def api_url(self) -> str:
@@ -182,7 +184,9 @@ class Service:
         hooks = OutboxHooks(_CampaignActions(campaigns))
         queue = QueueStore(self.engine, hooks=hooks)
 
-        # Media first: its port goes into every dial request.
+        # Both listeners are bound before anything is built on their URLs, so
+        # port 0 (tests, the demo) still gives carriers the right addresses.
+        self._api_sock = bind_socket(settings.server.host, settings.server.port)
         seat = _ControllerSeat()
         self.media = MediaServer(
             MediaServerSettings(
@@ -217,7 +221,8 @@ class Service:
         )
         keys = [key.reveal() for key in settings.api.keys]
         app = create_app(backend, keys, callbacks=self._callback_routes())
-        self.api = ApiServer(app, settings.server.host, settings.server.port)
+        self.api = ApiServer(app, settings.server.host, sock=self._api_sock)
+        self._api_sock = None  # the server owns it now
         await self.api.start()
 
         await self.controller.start()
@@ -255,9 +260,20 @@ class Service:
             )
         return dialers
 
+    def _http_base_url(self) -> str:
+        """The public URL, else the bound API address."""
+        server = self.settings.server
+        if server.public_url:
+            return server.public_url.rstrip("/")
+        if self.api is not None:
+            return self.api.url
+        assert self._api_sock is not None
+        return f"http://{server.host}:{self._api_sock.getsockname()[1]}"
+
     def _media_urls(self) -> dict[str, str]:
         assert self.media is not None
-        public = self.settings.media_base_url
+        media = self.settings.media
+        public = media.public_url.rstrip("/") or f"ws://{media.host}:{self.media.port}"
         return {
             # The simulated callee streams like Twilio, straight to our listener.
             "simulated": self.media.url("twilio"),
@@ -269,7 +285,7 @@ class Service:
         from mediaserver.api.callbacks_telnyx import WEBHOOK_PATH
         from mediaserver.api.callbacks_twilio import STATUS_PATH
 
-        base = self.settings.http_base_url
+        base = self._http_base_url()
         return {"twilio": base + STATUS_PATH, "telnyx": base + WEBHOOK_PATH}
 
     def _callback_routes(self) -> list[Any]:
@@ -284,7 +300,7 @@ class Service:
             )
 
             callbacks = TwilioStatusCallbacks(
-                twilio.auth_token.reveal(), self.settings.http_base_url, self.controller
+                twilio.auth_token.reveal(), self._http_base_url(), self.controller
             )
             routes.append(twilio_status_handler(callbacks))
         public_key = self.settings.carriers.telnyx.public_key
@@ -329,6 +345,9 @@ class Service:
         if self.api is not None:
             await self.api.stop()
             self.api = None
+        if self._api_sock is not None:
+            self._api_sock.close()
+            self._api_sock = None
         if self.controller is not None:
             await self.controller.stop()
         for task in self._workers:

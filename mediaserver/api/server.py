@@ -42,8 +42,15 @@ def bind_socket(host: str, port: int) -> socket.socket:
 class ApiServer:
     """The HTTP listener; `start` returns once it accepts connections."""
 
-    def __init__(self, app: Litestar, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._sock = bind_socket(host, port)
+    def __init__(
+        self,
+        app: Litestar,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        sock: socket.socket | None = None,
+    ) -> None:
+        self._sock = sock or bind_socket(host, port)
         self.host = host
         self.port: int = self._sock.getsockname()[1]
         config = uvicorn.Config(

@@ -163,3 +163,35 @@ async def test_service_dials_retries_and_keeps_the_caller_number(
             assert history[-1]["status"] == "busy"
     finally:
         await service.stop()
+
+
+async def test_carrier_callbacks_are_mounted_and_signed_not_keyed(
+    tmp_path: Path,
+) -> None:
+    from twilio.request_validator import RequestValidator
+
+    from mediaserver.api.callbacks_twilio import STATUS_PATH
+
+    env = {**_env(tmp_path), "CALLWRIGHT_CARRIERS_TWILIO_AUTH_TOKEN": "tw-auth-token"}
+    service = Service(load_settings(None, env=env), dispatch_poll_s=0.1)
+    await service.start()
+    try:
+        params = {
+            "AccountSid": "AC" + "1" * 32,
+            "CallSid": "CA" + "2" * 32,
+            "CallStatus": "ringing",
+            "SequenceNumber": "1",
+        }
+        url = service.api_url + STATUS_PATH
+        signature = RequestValidator("tw-auth-token").compute_signature(url, params)
+        async with httpx.AsyncClient(base_url=service.api_url) as client:
+            unsigned = await client.post(STATUS_PATH, data=params)
+            signed = await client.post(
+                STATUS_PATH, data=params, headers={"X-Twilio-Signature": signature}
+            )
+            telnyx = await client.post("/callbacks/telnyx/webhook", content=b"{}")
+        assert unsigned.status_code == 403  # refused by signature, not by API key
+        assert signed.status_code == 204
+        assert telnyx.status_code == 404  # not configured, not mounted
+    finally:
+        await service.stop()
