@@ -334,10 +334,10 @@ def hard_cases(src: Sources) -> list[Case]:
     }
     for key, (name, start) in long_voices.items():
         # Cut from where the voice starts: the first phrase is `first` ms of speech.
-        onset = start + _onset_ms(src.cut(name, start, start + 4000))
-        for first, pause in ((1200, 700), (900, 600)):
-            head = src.cut(name, onset, onset + first)
-            rest = src.cut(name, onset + first, onset + 3800)
+        voice = start + _onset_ms(src.cut(name, start, start + 4000))
+        for first, pause in ((1200, 700), (900, 600), (600, 600)):
+            head = src.cut(name, voice, voice + first)
+            rest = src.cut(name, voice + first, voice + 3800)
             parts = [silence(300), head, silence(pause), rest, silence(800)]
             onset = sum(p.shape[0] for p in parts) * 1000 // RATE
             parts += [tone(700, 400), silence(1500)]

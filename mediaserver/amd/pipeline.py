@@ -117,9 +117,10 @@ class AmdPipeline:
         """Feed inbound samples; returns the events they caused."""
         if self.done:
             return []
-        if pcm.dtype != np.int16 or pcm.ndim != 1:
+        if not isinstance(pcm, np.ndarray) or pcm.dtype != np.int16 or pcm.ndim != 1:
             self.dropped_frames += 1
-            _warn.warning("amd-bad-frame", "AMD dropped a frame (%s)", pcm.dtype)
+            kind = getattr(pcm, "dtype", type(pcm).__name__)
+            _warn.warning("amd-bad-frame", "AMD dropped a frame (%s)", kind)
             return []
         self._remember(pcm)
 

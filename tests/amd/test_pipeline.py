@@ -126,7 +126,8 @@ def test_bad_frames_are_dropped_and_the_call_goes_on(vad: SileroVad) -> None:
     pipeline = AmdPipeline(AmdSettings(), vad=vad)
     assert pipeline.push(np.zeros(160, np.float32)) == []  # type: ignore[arg-type]
     assert pipeline.push(np.zeros((2, 80), np.int16)) == []
-    assert pipeline.dropped_frames == 2
+    assert pipeline.push(b"\x00" * 320) == []  # type: ignore[arg-type]
+    assert pipeline.dropped_frames == 3
     assert pipeline.stream_ms == 0
     events = play(
         pipeline, np.concatenate([silence(500), tone(1000, 300), silence(500)])
