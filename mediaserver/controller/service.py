@@ -27,6 +27,7 @@ from mediaserver import tokens
 from mediaserver.amd.events import Verdict
 from mediaserver.controller.campaign import Campaign
 from mediaserver.controller.dialer import (
+    TERMINAL_STATUSES,
     CarrierEvent,
     CarrierStatus,
     Dialer,
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
 _ERROR_MAX = 500
+_OVERDUE_MARGIN_S = 120
 
 
 class StaticCampaigns:
@@ -130,14 +132,15 @@ class Controller:
         await self.dispatcher.stop()
 
     async def _sweep(self) -> None:
-        """Settle attempts whose node died mid-dispatch (their lease expired)."""
+        """Settle what nobody will report on: dead nodes' dispatches, lost calls."""
         while True:
             await asyncio.sleep(self._sweep_s)
             try:
                 for attempt in await self.store.stale_dispatching(None):
                     await self._recover_dispatching(attempt)
+                await self.settle_overdue()
             except Exception:
-                log.exception("lease sweep failed; trying again later")
+                log.exception("sweep failed; trying again later")
 
     # -- enqueueing --------------------------------------------------------
 
@@ -436,11 +439,45 @@ class Controller:
             )
         log.warning("attempt %s: %s", attempt.id, error, extra={"call_id": attempt.id})
 
-    async def _recover_in_flight(self, attempt: Attempt) -> None:
+    async def settle_overdue(self) -> int:
+        """End our calls still in flight long past their longest possible length.
+
+        A call whose ending callback was lost would hold its slot for ever:
+        past ring timeout + max call length (+ a margin) the carrier is asked
+        (`lookup`); a call it still reports running is hung up and failed,
+        and without `lookup` the call is failed. Returns how many were settled.
+        """
+        now = self._clock()
+        settled = 0
+        for attempt in await self.store.in_flight(self.node_id):
+            campaign = await self._campaigns.get(
+                attempt.campaign_id, attempt.campaign_version
+            )
+            longest = (
+                campaign.ring_timeout_s + campaign.max_call_s if campaign else 3600
+            )
+            started = attempt.processing_started_at or attempt.enqueued_at
+            if (now - started).total_seconds() < longest + _OVERDUE_MARGIN_S:
+                continue
+            await self._recover_in_flight(attempt, overdue=True)
+            settled += 1
+        return settled
+
+    async def _recover_in_flight(
+        self, attempt: Attempt, *, overdue: bool = False
+    ) -> None:
         dialer = self._dialers.get(attempt.calling_number_provider)
-        if not isinstance(dialer, DialerLookup) or not attempt.provider_call_id:
-            return  # the carrier's callbacks will settle it
+        if not attempt.provider_call_id:
+            return
+        if not isinstance(dialer, DialerLookup):
+            if overdue:
+                await self._fail_overdue(attempt, "no ending reported by the carrier")
+            return  # else the carrier's callbacks will settle it
         event = await dialer.lookup(attempt.provider_call_id)
+        if overdue and event is not None and event.status not in TERMINAL_STATUSES:
+            await dialer.hangup(attempt.provider_call_id)
+            await self._fail_overdue(attempt, "still running past its longest length")
+            return
         if event is None:
             event = CarrierEvent(
                 provider=attempt.calling_number_provider,
@@ -452,3 +489,18 @@ class Controller:
             )
         event = msgspec.structs.replace(event, detail=f"recovered: {event.detail}")
         await self._apply(attempt, from_carrier(event.status), event)
+
+    async def _fail_overdue(self, attempt: Attempt, why: str) -> None:
+        assert attempt.provider_call_id is not None
+        log.warning(
+            "call %s overdue: %s", attempt.id, why, extra={"call_id": attempt.id}
+        )
+        event = CarrierEvent(
+            provider=attempt.calling_number_provider,
+            provider_call_id=attempt.provider_call_id,
+            status=CarrierStatus.FAILED,
+            at=self._clock(),
+            call_id=attempt.id,
+            detail=f"overdue: {why}",
+        )
+        await self._apply(attempt, CallStatus.FAILED, event)

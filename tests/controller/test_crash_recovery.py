@@ -155,3 +155,33 @@ async def test_simulated_calls_running_at_the_crash_end_failed(
     assert stored is not None
     assert stored.status is CallStatus.FAILED
     await after.store.engine.dispose()
+
+
+async def test_calls_with_lost_endings_are_settled_when_overdue(
+    engine_url: str,
+) -> None:
+    clock = FakeClock()
+    dialer = LookupDialer()
+    ctl = await node(engine_url, dialer, clock)
+    silent, running, ended = await ctl.enqueue(
+        [launch("+12125550001"), launch("+12125550002"), launch("+12125550003")]
+    )
+    await ctl.dispatcher.dispatch_once()
+    await ctl.dispatcher.drain()
+    dialer.known = {
+        f"P-{running.id}": CarrierStatus.ANSWERED,
+        f"P-{ended.id}": CarrierStatus.BUSY,
+    }
+
+    clock.advance(60)  # well within ring timeout + max call length
+    assert await ctl.settle_overdue() == 0
+    clock.advance(30 + 600 + 120)
+    assert await ctl.settle_overdue() == 3
+
+    statuses = {a.id: a.status for a in await ctl.store.all_attempts()}
+    assert statuses[silent.id] is CallStatus.FAILED  # the carrier forgot it
+    assert statuses[running.id] is CallStatus.FAILED  # hung up: far too long
+    assert statuses[ended.id] is CallStatus.BUSY  # the ending we had missed
+    assert dialer.hangups == [f"P-{running.id}"]
+    assert await ctl.store.active_counts() == {}
+    await ctl.store.engine.dispose()
