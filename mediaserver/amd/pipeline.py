@@ -2,8 +2,9 @@
 
 Contract for the media glue:
 
-* ``AmdPipeline(settings, vad=shared_vad)`` per call, where ``shared_vad``
-  is one `SileroVad` per process (the pipeline keeps its own `VadStream`).
+* ``AmdPipeline(settings, vad=shared_vad, call_id=...)`` per call, where
+  ``shared_vad`` is one `SileroVad` per process (the pipeline keeps its own
+  `VadStream`; `call_id` only tags log lines).
   ``settings.enabled=False`` gives a pipeline that is `done` at once and
   never emits anything.
 * ``push(pcm)`` takes any number of int16 samples of the inbound (callee)
@@ -60,14 +61,16 @@ class AmdPipeline:
         vad: SileroVad | None = None,
         *,
         batcher: VadBatcherLike | None = None,
+        call_id: str = "",
     ) -> None:
         if (vad is None) == (batcher is None) and settings.enabled:
             raise ValueError("give exactly one of vad= or batcher=")
         self.settings = settings
+        self.call_id = call_id  # for log lines only
         self.stream = VadStream()
         self._vad = vad
         self._batcher = batcher
-        self._machine = VerdictMachine(settings)
+        self._machine = VerdictMachine(settings, call_id)
         self._beeps = BeepDetector(
             min_ms=settings.beep_min_ms,
             min_hz=settings.beep_min_hz,
@@ -120,7 +123,9 @@ class AmdPipeline:
         if not isinstance(pcm, np.ndarray) or pcm.dtype != np.int16 or pcm.ndim != 1:
             self.dropped_frames += 1
             kind = getattr(pcm, "dtype", type(pcm).__name__)
-            _warn.warning("amd-bad-frame", "AMD dropped a frame (%s)", kind)
+            _warn.warning(
+                "amd-bad-frame", "AMD dropped a frame (%s)", kind, call_id=self.call_id
+            )
             return []
         self._remember(pcm)
 

@@ -15,7 +15,12 @@ Rules, in the order they are checked on each `advance`:
   (`human_long_silence_ms` once the utterance passed `short_utterance_ms`)
   is a person (``short_answer``), with no initial delay;
 * nothing heard by `no_audio_ms` is ``no_audio``;
-* at `decision_deadline_ms` a verdict is forced from what was heard.
+* at `decision_deadline_ms` a verdict is forced from what was heard;
+* when the stream ends first, a greeting-length utterance is a machine
+  (``announcement_ended``: short network messages that hang up), otherwise
+  ``unknown`` (or ``no_audio`` if nothing was heard).
+
+Segments shorter than `min_speech_ms` (clicks, line blips) are ignored.
 
 Confidence is the share of verdicts of that cause that were right in
 `benchmarks/amd_accuracy.py` (its calibration table), scaled within a cause
@@ -68,8 +73,9 @@ class Phase(enum.Enum):
 
 
 class VerdictMachine:
-    def __init__(self, settings: AmdSettings) -> None:
+    def __init__(self, settings: AmdSettings, call_id: str = "") -> None:
         self.settings = settings
+        self._log_extra = {"call_id": call_id}
         self.phase = Phase.LISTENING
         self.verdict: Verdict | None = None
         self.llm_request: LlmCheckWanted | None = None
@@ -162,7 +168,10 @@ class VerdictMachine:
                 Label.MACHINE, acoustic.cause, confidence, self._state(), "fused"
             )
             return [*events, *self._machine(verdict, verified=True)]
-        log.info("LLM check gave no answer; keeping the acoustic verdict")
+        log.info(
+            "LLM check gave no answer; keeping the acoustic verdict",
+            extra=self._log_extra,
+        )
         return [*events, *self._machine(self._restamp(acoustic), verified=True)]
 
     def advance(self, now_ms: int) -> list[AmdEvent]:
@@ -245,6 +254,7 @@ class VerdictMachine:
         log.info(
             "LLM check not answered by %d ms; acoustic verdict stands",
             request.deadline_ms,
+            extra=self._log_extra,
         )
         return self._machine(self._restamp(request.provisional), verified=True)
 
@@ -271,7 +281,12 @@ class VerdictMachine:
             return [self.llm_request]
 
         self.verdict = verdict
-        log.info("AMD verdict machine (%s) at %d ms", verdict.cause, verdict.at_ms)
+        log.info(
+            "AMD verdict machine (%s) at %d ms",
+            verdict.cause,
+            verdict.at_ms,
+            extra=self._log_extra,
+        )
         events: list[AmdEvent] = [verdict]
         if s.stop_speaking:
             events.append(StopSpeaking(at_ms=self._now, reason=verdict.cause))
@@ -289,7 +304,11 @@ class VerdictMachine:
         self.verdict = verdict
         self.phase = Phase.DONE
         log.info(
-            "AMD verdict %s (%s) at %d ms", verdict.label, verdict.cause, verdict.at_ms
+            "AMD verdict %s (%s) at %d ms",
+            verdict.label,
+            verdict.cause,
+            verdict.at_ms,
+            extra=self._log_extra,
         )
         return [verdict]
 
