@@ -10,7 +10,9 @@ provider name, and is, for the rest of the system:
 Carrier news is applied through the status machine; late, duplicate and
 out-of-order callbacks are refused by it and change nothing. An ending
 that a retry trigger covers creates the next attempt in the same
-transaction. `start` first reconciles attempts a crash left behind.
+transaction. `start` first reconciles attempts a crash left behind
+(controller/recovery.py), then keeps sweeping for dead nodes' claims and
+calls whose ending never came.
 """
 
 from __future__ import annotations
@@ -20,22 +22,19 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
-import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mediaserver import tokens
 from mediaserver.amd.events import Verdict
 from mediaserver.controller.campaign import Campaign
 from mediaserver.controller.dialer import (
-    TERMINAL_STATUSES,
     CarrierEvent,
-    CarrierStatus,
     Dialer,
-    DialerLookup,
     DialRequest,
 )
 from mediaserver.controller.dispatcher import CampaignSource, Dispatcher
 from mediaserver.controller.launch import LaunchRequest
+from mediaserver.controller.recovery import Reconciler
 from mediaserver.controller.retries import plan_retry
 from mediaserver.controller.routing import route_caller_id
 from mediaserver.controller.status import TERMINAL, CallStatus, from_carrier
@@ -49,7 +48,6 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
 _ERROR_MAX = 500
-_OVERDUE_MARGIN_S = 120
 
 
 class StaticCampaigns:
@@ -101,6 +99,14 @@ class Controller:
         self.node_id = node_id
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._warn = RateLimitedLog(log)
+        self._reconciler = Reconciler(
+            store,
+            campaigns,
+            self._dialers,
+            self._apply,
+            node_id=node_id,
+            clock=self._clock,
+        )
         self.dispatcher = Dispatcher(
             store,
             campaigns,
@@ -136,8 +142,7 @@ class Controller:
         while True:
             await asyncio.sleep(self._sweep_s)
             try:
-                for attempt in await self.store.stale_dispatching(None):
-                    await self._recover_dispatching(attempt)
+                await self._reconciler.sweep_expired()
                 await self.settle_overdue()
             except Exception:
                 log.exception("sweep failed; trying again later")
@@ -410,97 +415,12 @@ class Controller:
             )
         self.dispatcher.wake()
 
-    # -- crash recovery ----------------------------------------------------
+    # -- crash recovery (controller/recovery.py) ----------------------------
 
     async def recover(self) -> None:
         """Settle attempts a crash caught mid-dispatch or mid-call."""
-        for attempt in await self.store.stale_dispatching(self.node_id):
-            await self._recover_dispatching(attempt)
-        for attempt in await self.store.in_flight(self.node_id):
-            await self._recover_in_flight(attempt)
-
-    async def _recover_dispatching(self, attempt: Attempt) -> None:
-        if attempt.dial_intent_at is None:
-            await self.store.release(
-                attempt.id, attempt.scheduled_for, "recovered: never dialled"
-            )
-            return
-
-        # The dial may or may not have reached the carrier: never dial again.
-        error = "dispatch interrupted after the dial was sent; outcome unknown"
-        async with self.store.transaction() as conn:
-            await self.store.transition(
-                conn,
-                attempt.id,
-                CallStatus.FAILED,
-                values={"initiation_error": error, "outcome": "failed"},
-                detail="recovered: " + error,
-                strict=False,
-            )
-        log.warning("attempt %s: %s", attempt.id, error, extra={"call_id": attempt.id})
+        await self._reconciler.recover()
 
     async def settle_overdue(self) -> int:
-        """End our calls still in flight long past their longest possible length.
-
-        A call whose ending callback was lost would hold its slot for ever:
-        past ring timeout + max call length (+ a margin) the carrier is asked
-        (`lookup`); a call it still reports running is hung up and failed,
-        and without `lookup` the call is failed. Returns how many were settled.
-        """
-        now = self._clock()
-        settled = 0
-        for attempt in await self.store.in_flight(self.node_id):
-            campaign = await self._campaigns.get(
-                attempt.campaign_id, attempt.campaign_version
-            )
-            longest = (
-                campaign.ring_timeout_s + campaign.max_call_s if campaign else 3600
-            )
-            started = attempt.processing_started_at or attempt.enqueued_at
-            if (now - started).total_seconds() < longest + _OVERDUE_MARGIN_S:
-                continue
-            await self._recover_in_flight(attempt, overdue=True)
-            settled += 1
-        return settled
-
-    async def _recover_in_flight(
-        self, attempt: Attempt, *, overdue: bool = False
-    ) -> None:
-        dialer = self._dialers.get(attempt.calling_number_provider)
-        if not attempt.provider_call_id:
-            return
-        if not isinstance(dialer, DialerLookup):
-            if overdue:
-                await self._fail_overdue(attempt, "no ending reported by the carrier")
-            return  # else the carrier's callbacks will settle it
-        event = await dialer.lookup(attempt.provider_call_id)
-        if overdue and event is not None and event.status not in TERMINAL_STATUSES:
-            await dialer.hangup(attempt.provider_call_id)
-            await self._fail_overdue(attempt, "still running past its longest length")
-            return
-        if event is None:
-            event = CarrierEvent(
-                provider=attempt.calling_number_provider,
-                provider_call_id=attempt.provider_call_id,
-                status=CarrierStatus.FAILED,
-                at=self._clock(),
-                call_id=attempt.id,
-                detail="the carrier does not know this call",
-            )
-        event = msgspec.structs.replace(event, detail=f"recovered: {event.detail}")
-        await self._apply(attempt, from_carrier(event.status), event)
-
-    async def _fail_overdue(self, attempt: Attempt, why: str) -> None:
-        assert attempt.provider_call_id is not None
-        log.warning(
-            "call %s overdue: %s", attempt.id, why, extra={"call_id": attempt.id}
-        )
-        event = CarrierEvent(
-            provider=attempt.calling_number_provider,
-            provider_call_id=attempt.provider_call_id,
-            status=CarrierStatus.FAILED,
-            at=self._clock(),
-            call_id=attempt.id,
-            detail=f"overdue: {why}",
-        )
-        await self._apply(attempt, CallStatus.FAILED, event)
+        """End our calls in flight long past their longest possible length."""
+        return await self._reconciler.settle_overdue()
