@@ -226,7 +226,7 @@ class VerdictMachine:
 
         needed = self._needed_silence(utterance)
         if quiet is not None and quiet >= needed and utterance < s.long_greeting_ms:
-            confidence = 0.99 - 0.08 * utterance / s.long_greeting_ms
+            confidence = 0.97 - 0.1 * utterance / s.long_greeting_ms
             return self._final(self._make(Label.HUMAN, "short_answer", confidence))
 
         if self._first_speech is None and now >= min(
