@@ -24,11 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mediaserver.amd.events import Label, Verdict
 from mediaserver.api.app import create_app
-from mediaserver.api.control import ControlBackend
+from mediaserver.api.control import CampaignReader, ControlBackend
 from mediaserver.api.server import ApiServer, bind_socket
 from mediaserver.carriers.simulated import SimulatedCarrier
 from mediaserver.config import Settings
-from mediaserver.controller.campaign import Campaign
 from mediaserver.controller.dialer import Dialer
 from mediaserver.controller.outbox import OutboxHooks
 from mediaserver.controller.service import Controller
@@ -37,7 +36,7 @@ from mediaserver.media_amd import AmdEngine
 from mediaserver.media_server import MediaServer, MediaServerSettings
 from mediaserver.plan import CallOutcome, CallPlan
 from mediaserver.store.campaigns import CampaignStore
-from mediaserver.store.db import READ_ONLY, create_schema, make_engine
+from mediaserver.store.db import create_schema, make_engine
 from mediaserver.store.queue import QueueStore
 
 logger = logging.getLogger(__name__)
@@ -53,34 +52,6 @@ class _CampaignActions:
         self, conn: AsyncConnection, campaign_id: str, version: int | None
     ) -> Any | None:
         return await self._campaigns.get(campaign_id, version, conn=conn)
-
-
-class _CampaignReader:
-    """The controller's campaign source: reads that never take the write lock.
-
-    The controller reads a campaign version while it holds a write
-    transaction (to plan a retry); on SQLite a second connection opening
-    `BEGIN IMMEDIATE` there would wait on ourselves until the busy timeout.
-    Versions never change once stored, so each is also kept after its first
-    read.
-    """
-
-    def __init__(self, campaigns: CampaignStore, engine: AsyncEngine) -> None:
-        self._campaigns = campaigns
-        self._engine = engine
-        self._versions: dict[tuple[str, int], Campaign] = {}
-
-    async def get(
-        self, campaign_id: str, version: int | None = None
-    ) -> Campaign | None:
-        if version is not None and (campaign_id, version) in self._versions:
-            return self._versions[(campaign_id, version)]
-        async with self._engine.connect() as conn:
-            reading = await conn.execution_options(**{READ_ONLY: True})
-            campaign = await self._campaigns.get(campaign_id, version, conn=reading)
-        if campaign is not None:
-            self._versions[(campaign.id, campaign.version)] = campaign
-        return campaign
 
 
 class _ControllerSeat:
@@ -201,7 +172,7 @@ class Service:
         self._dialers = self._make_dialers()
         self.controller = Controller(
             queue,
-            _CampaignReader(campaigns, self.engine),
+            CampaignReader(campaigns, self.engine),
             self._dialers,
             media_urls=self._media_urls(),
             token_secret=self._secret.encode(),

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mediaserver import __version__
 from mediaserver.api.schemas import (
@@ -47,6 +47,35 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], dt.datetime]
 
 SPOOL_IN_MEMORY = 1024 * 1024  # an upload beyond this is spooled to a temp file
+
+
+class CampaignReader:
+    """Campaign reads that never take the SQLite write lock.
+
+    The controller reads a campaign version while it holds a write
+    transaction (to plan a retry); a second connection opening
+    `BEGIN IMMEDIATE` there would wait on ourselves until the busy timeout,
+    and API reads would queue behind the dispatcher's writes. Versions never
+    change once stored, so each is also kept after its first read; the
+    latest version is always read from the store.
+    """
+
+    def __init__(self, campaigns: CampaignStore, engine: AsyncEngine) -> None:
+        self._campaigns = campaigns
+        self._engine = engine
+        self._versions: dict[tuple[str, int], Campaign] = {}
+
+    async def get(
+        self, campaign_id: str, version: int | None = None
+    ) -> Campaign | None:
+        if version is not None and (campaign_id, version) in self._versions:
+            return self._versions[(campaign_id, version)]
+        async with self._engine.connect() as conn:
+            reading = await conn.execution_options(**{READ_ONLY: True})
+            campaign = await self._campaigns.get(campaign_id, version, conn=reading)
+        if campaign is not None:
+            self._versions[(campaign.id, campaign.version)] = campaign
+        return campaign
 
 
 def _utcnow() -> dt.datetime:
@@ -121,6 +150,7 @@ class ControlBackend:
     ) -> None:
         self._queue = queue
         self._campaigns = campaigns
+        self._reader = CampaignReader(campaigns, queue.engine)
         self._on_enqueued = on_enqueued or (lambda: None)
         self._media_listening = media_listening
         self._clock = clock
@@ -166,14 +196,14 @@ class ControlBackend:
         # The path names the campaign; the store assigns the next version.
         data.pop("version", None)
         campaign = parse_campaign({**data, "id": campaign_id})
-        if await self._campaigns.get(campaign_id) is None:
+        if await self._reader.get(campaign_id) is None:
             return None
         return await self._campaigns.update(campaign, expected_version=expected_version)
 
     async def read_campaign(
         self, campaign_id: str, version: int | None = None
     ) -> Campaign | None:
-        return await self._campaigns.get(campaign_id, version)
+        return await self._reader.get(campaign_id, version)
 
     async def list_campaigns(self, limit: int, offset: int) -> list[CampaignSummary]:
         # The store lists every campaign; campaigns are few next to calls.
@@ -188,7 +218,7 @@ class ControlBackend:
     # -- calls -------------------------------------------------------------
 
     async def launch_call(self, request: LaunchCall) -> CallCreated | None:
-        campaign = await self._campaigns.get(request.campaign_id)
+        campaign = await self._reader.get(request.campaign_id)
         if campaign is None:
             return None
         launch = prepare_launch(
@@ -219,7 +249,7 @@ class ControlBackend:
     async def import_csv(
         self, campaign_id: str, chunks: AsyncIterator[bytes]
     ) -> ImportReport | None:
-        campaign = await self._campaigns.get(campaign_id)
+        campaign = await self._reader.get(campaign_id)
         if campaign is None:
             return None
 
@@ -301,7 +331,7 @@ class ControlBackend:
         return Canceled(canceled=1, ids=[call_id])
 
     async def cancel_campaign(self, campaign_id: str) -> Canceled | None:
-        if await self._campaigns.get(campaign_id) is None:
+        if await self._reader.get(campaign_id) is None:
             return None
         query = sa.select(call_attempts.c.id).where(
             call_attempts.c.campaign_id == campaign_id,

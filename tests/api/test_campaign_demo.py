@@ -19,7 +19,9 @@ needs_corpus = pytest.mark.skipif(
 @needs_corpus
 async def test_demo_runs_every_contact_to_its_end() -> None:
     lines: list[str] = []
-    report = await run_campaign_demo(CORPUS, speed=16.0, out=lines.append)
+    report = await run_campaign_demo(
+        CORPUS, speed=16.0, timeout_s=60.0, out=lines.append
+    )
     by_number = {c.number: c for c in report.contacts}
 
     assert report.accepted == 12
