@@ -11,6 +11,9 @@ ends the call once, with one end type:
 - `max_call_s` passes: `timeout`
 - the agent link fails: AMD keeps running until it is done (the verdict is
   still reported), then the call ends with `failed`.
+
+A plan without `agent_url` is an AMD-only call: nothing is forwarded and
+the call lasts until the carrier hangs up or `max_call_s` passes.
 """
 
 from __future__ import annotations
@@ -108,7 +111,8 @@ class CallSession:
         self._t0: float | None = None
         self._muted = False  # after stop speaking, until leave_message
         self._leaving_message = False
-        self._agent_down = plan.agent_url == ""
+        # No agent_url: an AMD-only call, ended by the carrier or the timer.
+        self._agent_down = False
         self._error: str | None = None
         self._hangup_mark = asyncio.Event()
         self._ended = asyncio.Event()
@@ -160,7 +164,7 @@ class CallSession:
         )
         await self._notify(self._observer.call_answered(self.call_id, self._started_at))
         name = self.call_id
-        if not self._agent_down:
+        if self.plan.agent_url:
             self._spawn(self._agent.run(), f"agent-{name}")
         self._spawn(self._pace(), f"pacer-{name}")
         self._spawn(self._watchdog(), f"watchdog-{name}")

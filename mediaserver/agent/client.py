@@ -139,7 +139,7 @@ class AgentLink:
         """Forward one inbound frame; buffered while connecting, dropped if slow."""
         ws = self._ws
         if ws is None:
-            if self._closing:
+            if self._closing or not self._url:
                 return
             if self._pending_audio >= self._config.buffer_frames:
                 self._session.counters.bump("agent_audio_dropped")
@@ -157,6 +157,8 @@ class AgentLink:
     async def send(self, message: ap.ToAgent) -> None:
         """Send one event; held while connecting, lost (and counted) when down."""
         ws = self._ws
+        if not self._url:
+            return  # an AMD-only call has no agent to tell
         if self._closing or self._failed:
             self._session.counters.bump("agent_events_lost")
             return
