@@ -11,6 +11,7 @@ results. Times are aware UTC, on SQLite too.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 import sqlalchemy as sa
@@ -56,6 +57,7 @@ webhook_deliveries = sa.Table(
     sa.Column("max_attempts", sa.Integer, nullable=False),
     sa.Column("next_attempt_at", _TS, nullable=False),
     sa.Column("lease_until", _TS),
+    sa.Column("lease_token", sa.String(36)),
     sa.Column("last_status_code", sa.Integer),
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", _TS, nullable=False),
@@ -92,6 +94,7 @@ call_analyses = sa.Table(
     sa.Column("max_attempts", sa.Integer, nullable=False),
     sa.Column("next_attempt_at", _TS, nullable=False),
     sa.Column("lease_until", _TS),
+    sa.Column("lease_token", sa.String(36)),
     sa.Column("result", sa.JSON),
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", _TS, nullable=False),
@@ -117,9 +120,10 @@ async def claim_due(
 ) -> list[dict[str, Any]]:
     """Lease up to `limit` pending rows that are due; returns them.
 
-    Works for `webhook_deliveries` and `call_analyses`. Each row is taken
-    with a compare-and-set on its lease, so two workers (or nodes) never
-    both hold one; a lease left by a crash expires and the row is due again.
+    Works for `webhook_deliveries` and `call_analyses`. The rows are taken
+    with one conditional UPDATE that stamps a fresh lease token, so two
+    workers (or nodes) never both hold one; a lease left by a crash
+    expires and the row is due again.
     """
     c = table.c
     free = sa.or_(c.lease_until.is_(None), c.lease_until < now)
@@ -129,16 +133,16 @@ async def claim_due(
         .order_by(c.next_attempt_at)
         .limit(limit)
     )
-    claimed: list[dict[str, Any]] = []
+    token = str(uuid.uuid4())
     async with engine.begin() as conn:
-        for (row_id,) in (await conn.execute(due)).all():
-            taken = await conn.execute(
-                table.update()
-                .where(c.id == row_id, c.status == "pending", free)
-                .values(lease_until=now + lease)
-            )
-            if taken.rowcount:
-                row = await conn.execute(sa.select(table).where(c.id == row_id))
-                found = row.mappings().one()
-                claimed.append({str(k): v for k, v in found.items()})
-    return claimed
+        ids = [row_id for (row_id,) in (await conn.execute(due)).all()]
+        if not ids:
+            return []
+        await conn.execute(
+            table.update()
+            .where(c.id.in_(ids), c.status == "pending", free)
+            .values(lease_until=now + lease, lease_token=token)
+        )
+        taken = sa.select(table).where(c.id.in_(ids), c.lease_token == token)
+        rows = (await conn.execute(taken.order_by(c.next_attempt_at))).mappings()
+        return [{str(k): v for k, v in row.items()} for row in rows]
