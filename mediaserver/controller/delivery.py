@@ -78,6 +78,13 @@ def verify_signature(
     return any(hmac.compare_digest(expected, sig) for sig in given.split())
 
 
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (RFC 9110 10.2.3); the HTTP-date form is ignored."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return float(value.strip())
+
+
 class BackoffPolicy(msgspec.Struct, frozen=True, kw_only=True):
     base_s: float = 2.0
     cap_s: float = 600.0
@@ -181,7 +188,7 @@ class DeliveryWorker:
     async def _send(self, row: Mapping[str, Any]) -> None:
         attempts = int(row["attempts"]) + 1
         try:
-            status_code = await self._post(row)
+            status_code, retry_after = await self._post(row)
         except DeliveryError as exc:
             await self._failed_attempt(row, attempts, exc, None)
             return
@@ -213,9 +220,10 @@ class DeliveryWorker:
             return
         retryable = status_code >= 500 or status_code in (408, 429)
         error = DeliveryError(f"receiver answered {status_code}", retryable=retryable)
-        await self._failed_attempt(row, attempts, error, status_code)
+        await self._failed_attempt(row, attempts, error, status_code, retry_after)
 
-    async def _post(self, row: Mapping[str, Any]) -> int:
+    async def _post(self, row: Mapping[str, Any]) -> tuple[int, float | None]:
+        """Send one attempt; the status code and any Retry-After, in seconds."""
         body = str(row["body"]).encode()
         stamp = int(self._clock().timestamp())
         headers = {
@@ -244,7 +252,7 @@ class DeliveryWorker:
             raise DeliveryError(
                 f"receiver unreachable ({reason})", retryable=True
             ) from exc
-        return response.status_code
+        return response.status_code, _retry_after(response.headers.get("retry-after"))
 
     async def _failed_attempt(
         self,
@@ -252,6 +260,7 @@ class DeliveryWorker:
         attempts: int,
         error: DeliveryError,
         status_code: int | None,
+        retry_after: float | None = None,
     ) -> None:
         gives_up = not error.retryable or attempts >= int(row["max_attempts"])
         values: dict[str, Any] = {
@@ -272,6 +281,8 @@ class DeliveryWorker:
             )
         else:
             delay = self._backoff.delay(attempts, self._rng)
+            if retry_after is not None:  # the receiver said when; within our cap
+                delay = max(delay, min(retry_after, self._backoff.cap_s))
             values["next_attempt_at"] = self._clock() + dt.timedelta(seconds=delay)
             _warn.warning(
                 f"webhook:{row['tool_name']}",

@@ -23,6 +23,7 @@ class Reply(msgspec.Struct, frozen=True, kw_only=True):
     status: int = 200
     delay_s: float = 0.0  # answer this late (beyond the sender's timeout: slow)
     drop: bool = False  # close the connection without answering
+    retry_after: int | None = None  # seconds, sent as a Retry-After header
 
 
 class Delivery(msgspec.Struct, frozen=True, kw_only=True):
@@ -106,4 +107,7 @@ class WebhookReceiver:
             await asyncio.sleep(reply.delay_s)
         if reply.drop:
             return None
-        return Response(status=reply.status, body=b'{"ok": true}')
+        headers = {}
+        if reply.retry_after is not None:
+            headers["Retry-After"] = str(reply.retry_after)
+        return Response(status=reply.status, body=b'{"ok": true}', headers=headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import random
 import time
 from pathlib import Path
@@ -340,3 +341,20 @@ async def test_values_without_a_json_form_do_not_undo_the_change(
     assert isinstance(body, dict)
     assert body["call_queue_metadata"] == {"tags": ["vip"]}
     assert body["call_queue_dynamic_variables"] == repr(odd)
+
+
+async def test_retry_after_is_honoured_within_the_cap(
+    engine: AsyncEngine, receiver: WebhookReceiver
+) -> None:
+    receiver.script(Reply(status=429, retry_after=3600))
+    delivery_id = await _enqueue(engine, receiver.url)
+    worker = _worker(engine, backoff=BackoffPolicy(base_s=0.0, cap_s=7200.0))
+    try:
+        assert await worker.drain() == 1  # not due again for an hour
+    finally:
+        await worker.close()
+    view = await get_delivery(engine, delivery_id)
+    assert view is not None
+    assert (view.status, view.last_status_code) == ("pending", 429)
+    wait = view.next_attempt_at - view.created_at
+    assert dt.timedelta(minutes=59) < wait < dt.timedelta(minutes=61)
