@@ -191,13 +191,14 @@ class CallSession:
                     await self._amd_over()
             await self._agent.send_audio(frame)
         if self._lag is not None:
-            self._record_lag()
+            self._record_lag(self._lag)
 
-    def _record_lag(self) -> None:
+    def _record_lag(self, lag: LagRecorder) -> None:
+        # Lag: when this frame's processing ended, against its stream time.
         now = time.monotonic()
         if self._t0 is None:
             self._t0 = now - self._samples / 8000
-        self._lag.add((now - self._t0 - self._samples / 8000) * 1000)  # type: ignore[union-attr]
+        lag.add((now - self._t0 - self._samples / 8000) * 1000)
 
     async def on_mark(self, name: str) -> None:
         if name == HANGUP_MARK:

@@ -190,34 +190,47 @@ async def _pump(ws: ServerConnection, codec: Codec, session: CallSession) -> str
     decode = codec.decode
     counters = session.counters
     async for message in ws:
-        event = decode(message)
-        # Media first and by exact type: it is 50 messages a second.
-        if type(event) is MediaBody:
-            if not event.payload:
-                counters.bump(IssueKind.EMPTY_PAYLOAD.value)
-            elif event.track == "outbound":
-                counters.bump("outbound_track_frames")
-            else:
-                await session.on_media(event.chunk, event.payload)
-        elif isinstance(event, MarkEcho):
-            await session.on_mark(event.name)
-        elif isinstance(event, Dtmf):
-            await session.on_dtmf(event.digit)
-        elif isinstance(event, Stopped):
-            return "carrier sent stop"
-        elif isinstance(event, Issue):
-            report_issue(event, counters, codec.carrier)
-        elif isinstance(event, CarrierReportedError):
-            counters.bump("carrier_errors")
-            _warn.warning(
-                f"{codec.carrier}:error",
-                "%s reported a stream error %s (%s)",
-                codec.carrier,
-                event.code,
-                event.title,
-            )
-        elif isinstance(event, Started):
-            counters.bump("repeated_start")
+        try:
+            if await _dispatch(decode(message), session, counters, codec.carrier):
+                return "carrier sent stop"
+        except Exception:
+            # One frame our code could not handle must not end the call.
+            counters.bump("frame_errors")
+            log.exception("media frame handling failed; the call goes on")
         if session.ended:
             return "session ended"
     return "carrier closed the stream"
+
+
+async def _dispatch(
+    event: Inbound | Issue, session: CallSession, counters: CallCounters, carrier: str
+) -> bool:
+    """Hand one message to the session; True when the carrier said stop."""
+    # Media first and by exact type: it is 50 messages a second.
+    if type(event) is MediaBody:
+        if not event.payload:
+            counters.bump(IssueKind.EMPTY_PAYLOAD.value)
+        elif event.track == "outbound":
+            counters.bump("outbound_track_frames")
+        else:
+            await session.on_media(event.chunk, event.payload)
+    elif isinstance(event, MarkEcho):
+        await session.on_mark(event.name)
+    elif isinstance(event, Dtmf):
+        await session.on_dtmf(event.digit)
+    elif isinstance(event, Stopped):
+        return True
+    elif isinstance(event, Issue):
+        report_issue(event, counters, carrier)
+    elif isinstance(event, CarrierReportedError):
+        counters.bump("carrier_errors")
+        _warn.warning(
+            f"{carrier}:error",
+            "%s reported a stream error %s (%s)",
+            carrier,
+            event.code,
+            event.title,
+        )
+    elif isinstance(event, Started):
+        counters.bump("repeated_start")
+    return False
