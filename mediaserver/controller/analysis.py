@@ -187,6 +187,7 @@ class Analyzer:
     """One analysis request, bounded by `timeout_s`."""
 
     def __init__(self, client: AsyncOpenAI, model: str, *, timeout_s: float = 30.0):
+        self._base = client
         self._client = client.with_options(max_retries=0, timeout=timeout_s)
         self._model = model
         self._timeout_s = timeout_s
@@ -197,6 +198,9 @@ class Analyzer:
     ) -> Analyzer:
         client = AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0)
         return cls(client, model, timeout_s=timeout_s)
+
+    async def close(self) -> None:
+        await self._base.close()
 
     async def analyze(
         self, template: PostAnalysisTemplate, context: dict[str, Any]
@@ -256,7 +260,11 @@ class AnalysisWorker:
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._rng = rng or random.Random()
 
+    async def close(self) -> None:
+        await self._analyzer.close()
+
     async def run(self) -> None:
+        """Work due analyses until cancelled."""
         while True:
             try:
                 worked = await self.drain()

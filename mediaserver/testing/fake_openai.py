@@ -75,6 +75,7 @@ class FakeOpenAI:
         self.default = default or Answer(content="{}")
         self._script: deque[Answer] = deque()
         self._ids = itertools.count(1)
+        self._arrived = asyncio.Condition()
         self._server = LoopbackHttpServer(self._handle)
 
     @property
@@ -83,6 +84,12 @@ class FakeOpenAI:
 
     def script(self, *answers: Answer) -> None:
         self._script.extend(answers)
+
+    async def wait_for(self, count: int, timeout_s: float = 10.0) -> list[ChatRequest]:
+        """Wait until `count` requests have arrived; returns them all."""
+        async with asyncio.timeout(timeout_s), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.requests) >= count)
+        return list(self.requests)
 
     async def start(self) -> None:
         await self._server.start()
@@ -112,11 +119,13 @@ class FakeOpenAI:
 
         key = _audio_sha256(body)
         answer = self._pick(key)
-        self.requests.append(
-            ChatRequest(
-                body=body, headers=request.headers, audio_sha256=key, answer=answer
+        async with self._arrived:
+            self.requests.append(
+                ChatRequest(
+                    body=body, headers=request.headers, audio_sha256=key, answer=answer
+                )
             )
-        )
+            self._arrived.notify_all()
         if answer.delay_s:
             await asyncio.sleep(answer.delay_s)
         if answer.drop:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -22,10 +23,12 @@ from mediaserver.controller.analysis import (
 from mediaserver.controller.delivery import BackoffPolicy
 from mediaserver.controller.events import LifecycleEvent
 from mediaserver.controller.outbox import OutboxHooks, StaticCampaigns
+from mediaserver.controller.status import CallStatus
 from mediaserver.errors import LlmError
 from mediaserver.store.outbox_tables import call_analyses
+from mediaserver.store.queue import QueueStore
 from mediaserver.testing.fake_openai import Answer, FakeOpenAI
-from tests.actions.helpers import T0, CampaignStub
+from tests.actions.helpers import T0, CampaignStub, new_attempt
 from tests.actions.seed import seed_tables
 
 TEMPLATE = PostAnalysisTemplate(
@@ -215,3 +218,30 @@ def test_typed_fields_are_kept() -> None:
         "null",
     ]
     assert schema["required"] == ["summary", "tags", "fields"]
+
+
+async def test_a_thinking_model_holds_no_lock_on_the_queue(
+    engine: AsyncEngine, fake_openai: FakeOpenAI
+) -> None:
+    await _call_ended(engine)
+    fake_openai.default = Answer.json(GOOD, delay_s=30.0)
+    worker = _worker(engine, fake_openai, timeout_s=60.0)
+    task = asyncio.create_task(worker.run(), name="analysis-worker")
+    try:
+        await fake_openai.wait_for(1)  # the model is now "thinking"
+        store = QueueStore(engine)
+        attempt = await store.enqueue(new_attempt(contact="meanwhile"))
+        for status in (CallStatus.DISPATCHING, CallStatus.INITIATED):
+            async with store.transaction() as conn:
+                await store.transition(conn, attempt.id, status)
+        moved = await store.get(attempt.id)
+        view = await get_analysis(engine, "call-1")
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await worker.close()
+    assert moved is not None
+    assert moved.status is CallStatus.INITIATED
+    assert view is not None
+    assert (view.status, view.attempts) == ("pending", 0)  # still waiting on it
