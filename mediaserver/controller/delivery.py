@@ -129,19 +129,30 @@ class DeliveryWorker:
         self._owns_client = client is None
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
-        self._slots = asyncio.Semaphore(concurrency)
+        self._busy = 0  # sends in flight
+        self._freed = asyncio.Event()
 
     def notify(self) -> None:
         """Look for due rows now instead of at the next poll."""
         self._wake.set()
 
     async def run(self) -> None:
-        """Poll and deliver until cancelled; sends finish before it returns."""
+        """Poll and deliver until cancelled.
+
+        Only as many rows are claimed as there are free slots, so a claimed
+        row is sent at once and its lease (longer than any tool timeout)
+        cannot run out while it waits behind slow receivers.
+        """
         async with asyncio.TaskGroup() as group:
             while True:
-                claimed = await self._claim_or_wait()
+                free = self._concurrency - self._busy
+                if free <= 0:
+                    self._freed.clear()
+                    await self._freed.wait()
+                    continue
+                claimed = await self._claim_or_wait(free)
                 for row in claimed:
-                    await self._slots.acquire()
+                    self._busy += 1
                     group.create_task(self._send_slot(row), name=f"webhook:{row['id']}")
                 if not claimed:
                     self._wake.clear()
@@ -160,9 +171,9 @@ class DeliveryWorker:
         if self._owns_client:
             await self._client.aclose()
 
-    async def _claim_or_wait(self) -> list[dict[str, Any]]:
+    async def _claim_or_wait(self, limit: int) -> list[dict[str, Any]]:
         try:
-            return await self._claim(self._concurrency)
+            return await self._claim(limit)
         except Exception:  # the store may come back; the worker stays up
             log.exception("claiming webhook deliveries failed")
             await asyncio.sleep(self._poll_s)
@@ -174,7 +185,8 @@ class DeliveryWorker:
         except Exception:  # recording the result failed: the lease expires
             log.exception("recording webhook delivery %s failed", row["id"])
         finally:
-            self._slots.release()
+            self._busy -= 1
+            self._freed.set()
 
     async def _claim(self, limit: int) -> list[dict[str, Any]]:
         return await claim_due(

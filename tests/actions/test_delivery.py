@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mediaserver.controller.deliveries import (
@@ -27,6 +28,7 @@ from mediaserver.controller.delivery import (
 )
 from mediaserver.controller.events import LifecycleEvent
 from mediaserver.controller.outbox import OutboxHooks, StaticCampaigns
+from mediaserver.store.outbox_tables import webhook_deliveries
 from mediaserver.testing.loopback_http import unused_port
 from mediaserver.testing.webhook_receiver import Reply, WebhookReceiver
 from tests.actions.conftest import SECRET
@@ -358,3 +360,27 @@ async def test_retry_after_is_honoured_within_the_cap(
     assert (view.status, view.last_status_code) == ("pending", 429)
     wait = view.next_attempt_at - view.created_at
     assert dt.timedelta(minutes=59) < wait < dt.timedelta(minutes=61)
+
+
+async def test_rows_are_claimed_only_for_free_slots(engine: AsyncEngine) -> None:
+    async with WebhookReceiver(secret=SECRET, default=Reply(delay_s=30)) as slow:
+        for i in range(5):
+            await _enqueue(engine, slow.url, call_id=f"slow-{i}", timeout_s=60)
+        worker = _worker(engine, concurrency=2, poll_s=0.02)
+        task = asyncio.create_task(worker.run(), name="delivery-worker")
+        try:
+            await slow.wait_for(2)
+            await asyncio.sleep(0.2)  # give a claim-ahead bug the time to show
+            async with engine.connect() as conn:
+                leased = await conn.scalar(
+                    sa.select(sa.func.count()).where(
+                        webhook_deliveries.c.lease_until.is_not(None)
+                    )
+                )
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await worker.close()
+    assert len(slow.deliveries) == 2
+    assert leased == 2  # the other three wait unclaimed, free for other nodes
