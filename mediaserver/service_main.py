@@ -14,10 +14,11 @@ import datetime as dt
 import logging
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from mediaserver.amd.events import Label, Verdict
 from mediaserver.api.app import create_app
 from mediaserver.api.control import CampaignReader, ControlBackend
+from mediaserver.api.routes_actions import actions_router
 from mediaserver.api.server import ApiServer, bind_socket
 from mediaserver.carriers.simulated import SimulatedCarrier
 from mediaserver.config import Settings
@@ -40,6 +42,8 @@ from mediaserver.store.db import create_schema, make_engine
 from mediaserver.store.queue import QueueStore
 
 logger = logging.getLogger(__name__)
+
+SWEEP_EVERY_S = 30.0  # how often answered calls with no outcome are looked for
 
 
 class _CampaignActions:
@@ -59,10 +63,14 @@ class _ControllerSeat:
 
     The media server is built before the controller (the controller needs the
     media listener's URL), so it is handed this seat, filled once both exist.
+    An ended call's outcome also goes to the outbox, which records the
+    conversation and fires call-ended (the controller only settles status).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, queue: QueueStore, hooks: OutboxHooks) -> None:
         self.controller: Controller | None = None
+        self._queue = queue
+        self._hooks = hooks
 
     def _get(self) -> Controller:
         if self.controller is None:
@@ -80,6 +88,11 @@ class _ControllerSeat:
 
     async def call_ended(self, outcome: CallOutcome) -> None:
         await self._get().call_ended(outcome)
+        async with self._queue.transaction() as conn:
+            attempt = await self._queue.get(outcome.call_id, conn=conn)
+            if attempt is not None:
+                row = msgspec.structs.asdict(attempt)
+                await self._hooks.call_ended(conn, outcome, row)
 
 
 def _llm_check(
@@ -132,6 +145,7 @@ class Service:
         self._dialers: dict[str, Dialer] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._api_sock: socket.socket | None = None
+        self._hooks: OutboxHooks | None = None
 
     @property
     def api_url(self) -> str:
@@ -152,13 +166,13 @@ class Service:
         self.engine = make_engine(settings.database.url)
         await create_schema(self.engine)
         campaigns = CampaignStore(self.engine)
-        hooks = OutboxHooks(_CampaignActions(campaigns))
+        hooks = self._hooks = OutboxHooks(_CampaignActions(campaigns))
         queue = QueueStore(self.engine, hooks=hooks)
 
         # Both listeners are bound before anything is built on their URLs, so
         # port 0 (tests, the demo) still gives carriers the right addresses.
         self._api_sock = bind_socket(settings.server.host, settings.server.port)
-        seat = _ControllerSeat()
+        seat = _ControllerSeat(queue, hooks)
         self.media = MediaServer(
             MediaServerSettings(
                 host=settings.media.host, port=settings.media.port, secret=self._secret
@@ -191,7 +205,12 @@ class Service:
             media_listening=lambda: self.media is not None and self.media.port > 0,
         )
         keys = [key.reveal() for key in settings.api.keys]
-        app = create_app(backend, keys, callbacks=self._callback_routes())
+        app = create_app(
+            backend,
+            keys,
+            routes=[actions_router(self.engine)],
+            callbacks=self._callback_routes(),
+        )
         self.api = ApiServer(app, settings.server.host, sock=self._api_sock)
         self._api_sock = None  # the server owns it now
         await self.api.start()
@@ -289,17 +308,39 @@ class Service:
         return routes
 
     def _start_workers(self) -> None:
-        """The webhook delivery worker; it needs the signing secret."""
+        """Webhook delivery, the overdue call-ended sweep, post-call analysis."""
         assert self.engine is not None
+        assert self._hooks is not None
+        engine, hooks = self.engine, self._hooks
         secret = self.settings.webhooks.signing_secret.reveal()
-        if not secret:
-            logger.warning("webhooks.signing_secret is empty: actions are not sent")
-            return
-        from mediaserver.controller.delivery import DeliveryWorker
+        if secret:
+            from mediaserver.controller.delivery import DeliveryWorker
 
-        worker = DeliveryWorker(self.engine, secret.encode())
-        task = asyncio.create_task(self._run_worker(worker), name="webhook-delivery")
-        self._workers.append(task)
+            self._own(
+                self._run_worker(DeliveryWorker(engine, secret.encode())), "webhooks"
+            )
+        else:
+            logger.warning("webhooks.signing_secret is empty: actions are not sent")
+
+        llm = self.settings.llm
+        if llm.base_url:
+            from mediaserver.controller.analysis import AnalysisWorker, Analyzer
+
+            analyzer = Analyzer.connect(llm.base_url, llm.api_key.reveal(), llm.model)
+            self._own(self._run_worker(AnalysisWorker(engine, analyzer)), "analysis")
+
+        async def sweep() -> None:
+            while True:
+                await asyncio.sleep(SWEEP_EVERY_S)
+                try:
+                    await hooks.sweep_overdue(engine)
+                except Exception:  # the store may come back; keep sweeping
+                    logger.exception("call-ended sweep failed")
+
+        self._own(sweep(), "call-ended-sweep")
+
+    def _own(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        self._workers.append(asyncio.create_task(work, name=name))
 
     async def _run_worker(self, worker: Any) -> None:
         try:
@@ -307,9 +348,11 @@ class Service:
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("webhook delivery worker stopped")
+            logger.exception("%s stopped", type(worker).__name__)
         finally:
-            await worker.close()
+            close = getattr(worker, "close", None)
+            if close is not None:
+                await close()
 
     async def stop(self) -> None:
         """Stop taking requests, stop dialing, end calls, close the store."""

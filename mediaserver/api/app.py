@@ -122,10 +122,16 @@ def create_app(
     backend: Backend,
     api_keys: Iterable[str],
     *,
+    routes: Sequence[ControllerRouterHandler] = (),
     callbacks: Sequence[HTTPRouteHandler | ControllerRouterHandler] = (),
     debug: bool = False,
 ) -> Litestar:
-    """The HTTP API over `backend`, open only to requests bearing one of `api_keys`."""
+    """The HTTP API over `backend`, open only to requests bearing one of `api_keys`.
+
+    `routes` are more API routers (behind the key, like the built-in ones);
+    `callbacks` are carrier callback handlers under /callbacks, which check
+    the carrier's signature instead.
+    """
     keys = [key for key in api_keys if key]
     if not keys:
         logger.warning("no API keys configured: every API route will answer 401")
@@ -140,6 +146,7 @@ def create_app(
             campaign_schema,
             campaign_router,
             call_router,
+            *routes,
             *callbacks,
         ],
         dependencies={"backend": Provide(provide_backend, use_cache=True)},

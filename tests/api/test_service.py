@@ -195,3 +195,20 @@ async def test_carrier_callbacks_are_mounted_and_signed_not_keyed(
         assert telnyx.status_code == 404  # not configured, not mounted
     finally:
         await service.stop()
+
+
+async def test_service_mounts_the_actions_routes_behind_the_key(tmp_path: Path) -> None:
+    service = Service(load_settings(None, env=_env(tmp_path)), dispatch_poll_s=0.1)
+    await service.start()
+    try:
+        async with httpx.AsyncClient(base_url=service.api_url) as client:
+            document = (await client.get("/schema/openapi.json")).json()
+            bare = await client.get("/events/some-call")
+            keyed = await client.get(
+                "/events/some-call", headers={"X-API-Key": API_KEY}
+            )
+        assert any(path.startswith("/webhooks/") for path in document["paths"])
+        assert bare.status_code == 401
+        assert keyed.status_code in (200, 404)
+    finally:
+        await service.stop()
