@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -196,3 +198,19 @@ def test_schema_subset_names_each_fault() -> None:
     assert schema_faults({"call_id": "c"}, schema) == {"source": "required"}
     with pytest.raises(ValidationError):
         raise ValidationError(faults)
+
+
+def test_the_documented_action_and_template_are_accepted() -> None:
+    campaign_module = pytest.importorskip("mediaserver.controller.campaign")
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text()
+    blocks = [part.split("```", 1)[0] for part in doc.split("```toml\n")[1:]]
+    assert len(blocks) == 2
+    head = (
+        'name = "Renewals"\n'
+        'agent_url = "ws://127.0.0.1:9000/agent"\n'
+        '[caller_id.default]\nid = "num-1"\nnumber = "+14155550000"\n'
+    )
+    data = tomllib.loads(head + "\n".join(blocks))
+    campaign = campaign_module.parse_campaign(data)
+    assert campaign.actions[0]["mapping"]["source"] == {"const": "callwright"}
+    assert campaign.post_analysis["fields"][1]["required"] is False
