@@ -94,3 +94,29 @@ def test_bad_settings_name_the_key(
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such configuration file"):
         load_settings(tmp_path / "absent.toml", env={})
+
+
+def test_cli_config_prints_masked_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mediaserver.cli import main
+
+    monkeypatch.setenv("CALLWRIGHT_API_KEYS", KEY)
+    monkeypatch.setenv("CALLWRIGHT_MEDIA_SECRET", "very-secret-media-key")
+    assert main(["config", "--config", str(SHIPPED)]) == 0
+    printed = capsys.readouterr().out
+    assert "port=8080" in printed
+    assert KEY not in printed
+    assert "very-secret-media-key" not in printed
+
+
+def test_cli_reports_a_bad_file_and_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mediaserver.cli import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server]\nport = -1\n")
+    monkeypatch.setenv("CALLWRIGHT_API_KEYS", KEY)
+    assert main(["config", "--config", str(bad)]) == 2
+    assert "server.port" in capsys.readouterr().err
