@@ -130,6 +130,7 @@ class DeliveryWorker:
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
         self._busy = 0  # sends in flight
+        self._half = max(1, concurrency // 2)
         self._freed = asyncio.Event()
 
     def notify(self) -> None:
@@ -146,7 +147,8 @@ class DeliveryWorker:
         async with asyncio.TaskGroup() as group:
             while True:
                 free = self._concurrency - self._busy
-                if free <= 0:
+                # Claim in batches: wait for half the slots unless all are idle.
+                if free <= 0 or (self._busy and free < self._half):
                     self._freed.clear()
                     await self._freed.wait()
                     continue

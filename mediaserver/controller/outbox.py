@@ -223,12 +223,13 @@ class OutboxHooks:
     ) -> str | None:
         """Write the event and its deliveries; None if it already fired."""
         call_id = str(attempt["id"])
-        if await _has_event(conn, call_id, event):
+        fired = await _fired(conn, call_id)
+        if event.value in fired:
             return None
         now = self._clock()
         campaign_id = attempt.get("campaign_id")
         variables = _json_safe(variables_for(event, attempt, conversation))
-        sequence = await _next_sequence(conn, call_id)
+        sequence = max(fired.values(), default=0) + 1
         event_id = new_id()
         await conn.execute(
             call_events.insert().values(
@@ -417,8 +418,9 @@ async def _has_event(
     return (await conn.execute(query)).first() is not None
 
 
-async def _next_sequence(conn: AsyncConnection, call_id: str) -> int:
-    query = sa.select(sa.func.coalesce(sa.func.max(call_events.c.sequence), 0)).where(
+async def _fired(conn: AsyncConnection, call_id: str) -> dict[str, int]:
+    """The events a call has fired so far, with their sequence numbers."""
+    query = sa.select(call_events.c.event, call_events.c.sequence).where(
         call_events.c.call_id == call_id
     )
-    return int((await conn.execute(query)).scalar_one()) + 1
+    return {event: seq for event, seq in (await conn.execute(query)).all()}
