@@ -2,8 +2,9 @@
 
 Writes go through their owners: campaigns through the repository (which
 versions them), call status through `QueueStore.transition` (which writes
-history and lifecycle events). Only the paginated listing reads the
-attempt table directly, because the queue store has no filtered page query.
+history and lifecycle events). Lists of attempts (a filtered page, a
+campaign's queued calls) are read from the attempt table here, because the
+queue store has no filtered query; every read uses a read-only connection.
 """
 
 from __future__ import annotations
