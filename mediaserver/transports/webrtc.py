@@ -26,6 +26,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from fractions import Fraction
 
 import aioice.ice
@@ -37,8 +38,10 @@ from aiortc import (
     RTCConfiguration,
     RTCPeerConnection,
     RTCRtpSender,
+    RTCRtpTransceiver,
     RTCSessionDescription,
 )
+from aiortc.exceptions import OperationError
 from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import candidate_from_sdp
 from numpy.typing import NDArray
@@ -267,9 +270,11 @@ class WebRtcCarrier:
 
     carrier = "webrtc"
 
-    def __init__(self, pc: RTCPeerConnection, track: AgentAudioTrack) -> None:
-        self._pc = pc
+    def __init__(
+        self, track: AgentAudioTrack, close: Callable[[], Awaitable[None]]
+    ) -> None:
         self._track = track
+        self._close = close
 
     def encode_media(self, payload: bytes) -> bytes:
         return _MEDIA + payload
@@ -290,7 +295,7 @@ class WebRtcCarrier:
             self._track.clear()
 
     async def close(self, code: int, reason: str) -> None:
-        await self._pc.close()
+        await self._close()
 
 
 class WebRtcCall:
@@ -318,6 +323,7 @@ class WebRtcCall:
         self._inbound: MediaStreamTrack | None = None
         self._track_seen = asyncio.Event()
         self._gone = asyncio.Event()
+        self._closer: asyncio.Task[None] | None = None
         self._extra = {"call_id": plan.call_id, "campaign_id": plan.campaign_id}
         pc.on("track", self._on_track)
         pc.on("connectionstatechange", self._on_state)
@@ -334,7 +340,19 @@ class WebRtcCall:
     async def hang_up(self) -> None:
         """The peer said bye over signaling: same as closing its connection."""
         self._gone.set()
-        await self.pc.close()
+        await self.close_pc()
+
+    async def close_pc(self) -> None:
+        """Close the peer connection once, whoever asks and however often.
+
+        The close runs in its own task so that a caller being cancelled does
+        not cancel it halfway (aiortc's close cannot be resumed).
+        """
+        if self._closer is None:
+            self._closer = asyncio.get_running_loop().create_task(
+                self.pc.close(), name=f"webrtc-close-{self.call_id}"
+            )
+        await asyncio.shield(self._closer)
 
     async def run(self) -> None:
         """The call from the answer to its end; the peer connection is closed."""
@@ -343,7 +361,7 @@ class WebRtcCall:
             if first is not None:
                 await self._converse(first)
         finally:
-            await self.pc.close()
+            await self.close_pc()
 
     async def _first_frame(self) -> av.AudioFrame | None:
         # No session (no answered call) until audio flows from the peer.
@@ -377,7 +395,7 @@ class WebRtcCall:
         session = CallSession(
             plan=self.plan,
             started=started,
-            carrier=WebRtcCarrier(self.pc, self.outbound),
+            carrier=WebRtcCarrier(self.outbound, self.close_pc),
             observer=gate.observer,
             agent_config=gate.agent,
             amd=gate.amd,
@@ -444,7 +462,7 @@ class WebRtcCall:
         # ICE failure or a closed DTLS transport: stop the track so the pump
         # sees the end (aiortc stops receivers only on close).
         await self._gone.wait()
-        await self.pc.close()
+        await self.close_pc()
 
     def _count(self, session: CallSession) -> None:
         framer = self.framer
@@ -492,10 +510,12 @@ class WebRtcTransport:
         # No STUN or TURN: the default STUN server is on the internet.
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         call = WebRtcCall(plan, token or "", pc, self._gate, self.settings)
+        self.calls[call_id] = call  # taken now: a second offer meanwhile is busy
         try:
             answer_sdp = await self._negotiate(call, sdp)
         except BaseException:
-            await pc.close()
+            self.calls.pop(call_id, None)
+            await call.close_pc()
             raise
         self._own(call)
         log.info("webrtc offer answered", extra={"call_id": call_id})
@@ -525,6 +545,12 @@ class WebRtcTransport:
         """The peer's bye: the call ends with `user_hangup`."""
         await self._live_call(self._verify(token)).hang_up()
 
+    async def wait_closed(self, call_id: str) -> None:
+        """Return once the call's peer connection is closed (at once if none)."""
+        task = self._tasks.get(call_id)
+        if task is not None:
+            await asyncio.wait({task})
+
     async def close(self) -> None:
         """End every call and wait for their tasks."""
         for call in list(self.calls.values()):
@@ -549,21 +575,22 @@ class WebRtcTransport:
         return call
 
     async def _negotiate(self, call: WebRtcCall, sdp: str) -> str:
+        # Our transceiver exists before the offer is applied: aiortc picks
+        # the codecs while applying it, from the preferences set by then.
         pc = call.pc
+        transceiver = pc.addTransceiver(call.outbound, direction="sendrecv")
+        self._prefer_codecs(transceiver)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        except (ValueError, KeyError, IndexError) as exc:
+        except (ValueError, KeyError, IndexError, OperationError) as exc:
             raise OfferError("bad_offer", f"SDP refused: {exc}") from exc
-        audio = [t for t in pc.getTransceivers() if t.kind == "audio"]
-        if not audio:
+        if transceiver.mid is None:
             raise OfferError("bad_offer", "the offer has no audio")
-        self._prefer_codecs(audio[0])
-        pc.addTrack(call.outbound)
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         return str(pc.localDescription.sdp)
 
-    def _prefer_codecs(self, transceiver: object) -> None:
+    def _prefer_codecs(self, transceiver: RTCRtpTransceiver) -> None:
         wanted = [name.lower() for name in self.settings.codecs]
         if not wanted:
             return
@@ -572,10 +599,9 @@ class WebRtcTransport:
             (c for c in codecs if c.mimeType.lower() in wanted),
             key=lambda c: wanted.index(c.mimeType.lower()),
         )
-        transceiver.setCodecPreferences(ranked)  # type: ignore[attr-defined]
+        transceiver.setCodecPreferences(ranked)
 
     def _own(self, call: WebRtcCall) -> None:
-        self.calls[call.call_id] = call
         task = asyncio.get_running_loop().create_task(
             call.run(), name=f"webrtc-{call.call_id}"
         )
