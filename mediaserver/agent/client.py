@@ -19,6 +19,7 @@ from typing import Protocol
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.protocol import State
 
 from mediaserver import tokens
 from mediaserver.agent import protocol as ap
@@ -147,6 +148,8 @@ class AgentLink:
             self._pending_audio += 1
             self._pending.append((frame, False))
             return
+        if ws.state is not State.OPEN:
+            return  # closing: a send would wait for the close; run() reports it
         if ws.transport.get_write_buffer_size() > self._config.write_limit_bytes:
             self._session.counters.bump("agent_audio_dropped")
             return
@@ -164,6 +167,9 @@ class AgentLink:
             return
         if ws is None:
             self._pending.append((ap.encode(message), True))
+            return
+        if ws.state is not State.OPEN:
+            self._session.counters.bump("agent_events_lost")
             return
         try:
             await ws.send(ap.encode(message), text=True)

@@ -18,6 +18,7 @@ from typing import Protocol
 import msgspec
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from mediaserver import tokens
 from mediaserver.agent.client import AgentLinkConfig
@@ -82,7 +83,10 @@ class WsCarrier:
         self.encode_clear = codec.encode_clear
 
     async def send(self, message: bytes) -> None:
-        # A closed socket is noticed by the pump, which ends the call.
+        # A closing socket is noticed by the pump, which ends the call; a send
+        # on it would only wait for the close handshake.
+        if self._ws.state is not State.OPEN:
+            return
         with contextlib.suppress(ConnectionClosed):
             await self._ws.send(message, text=True)
 
