@@ -126,19 +126,33 @@ class InboundFramer:
         self.gaps = 0
 
     def push(self, frame: av.AudioFrame) -> list[bytes]:
-        """The whole 20 ms frames this input completes."""
+        """The whole 20 ms frames this input completes.
+
+        Raises:
+            ValueError: the frame has no rate or samples, or PyAV refused it;
+                the framer stays usable for the next frame.
+        """
+        if not frame.sample_rate or not frame.samples:
+            raise ValueError("audio frame without a sample rate or samples")
         gap = self._gap_samples(frame)
         if gap:
             self.gaps += 1
             self.silence_samples += gap
             self._append(np.zeros(gap, np.int16))
-        self._append(self._resample(frame))
+        try:
+            pcm = self._resample(frame)
+        except ValueError:
+            self._resampler = None  # its filter graph may be broken now
+            raise
+        self._append(pcm)
         return self._cut()
 
     def _gap_samples(self, frame: av.AudioFrame) -> int:
         # pts counts input samples (time base 1/rate); a jump forward is loss.
         pts, rate = frame.pts, frame.sample_rate
         expected, self._next_pts = self._next_pts, None
+        if self._shape is not None and rate != self._shape[2]:
+            expected = None  # a new codec starts a new timeline
         if pts is None or not rate:
             return 0
         self._next_pts = pts + frame.samples
@@ -440,7 +454,7 @@ class WebRtcCall:
             return
         try:
             payloads = self.framer.push(frame)
-        except (ValueError, av.FFmpegError) as exc:
+        except ValueError as exc:  # av.FFmpegError is one too
             self._bad_frame(str(exc))
             return
         for payload in payloads:
@@ -509,6 +523,7 @@ class WebRtcTransport:
 
         # No STUN or TURN: the default STUN server is on the internet.
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        PROCESS["webrtc_peer_connections"] += 1
         call = WebRtcCall(plan, token or "", pc, self._gate, self.settings)
         self.calls[call_id] = call  # taken now: a second offer meanwhile is busy
         try:
@@ -538,8 +553,9 @@ class WebRtcTransport:
             parsed.sdpMid = sdp_mid
             parsed.sdpMLineIndex = sdp_mline_index
             await call.pc.addIceCandidate(parsed)
-        except (ValueError, IndexError) as exc:
-            raise OfferError("bad_offer", f"bad candidate: {exc}") from exc
+        except (ValueError, IndexError, AssertionError) as exc:
+            # aiortc checks a candidate's shape with assert statements.
+            raise OfferError("bad_offer", f"bad candidate: {exc!r}") from exc
 
     async def hang_up(self, token: str | None) -> None:
         """The peer's bye: the call ends with `user_hangup`."""
