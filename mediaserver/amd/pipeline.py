@@ -29,6 +29,7 @@ Contract for the media glue:
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from typing import Protocol
 
@@ -37,7 +38,8 @@ from numpy.typing import NDArray
 
 from mediaserver.amd.beep import FRAME, BeepDetector
 from mediaserver.amd.events import AmdEvent, Label, LlmCheckWanted, Verdict
-from mediaserver.amd.segments import NoiseFloor, SpeechSegmenter
+from mediaserver.amd.levels import LevelGate
+from mediaserver.amd.segments import SpeechSegmenter
 from mediaserver.amd.settings import AmdSettings
 from mediaserver.amd.sit import SitDetector
 from mediaserver.amd.vad import CHUNK, SileroVad, VadStream, is_silent
@@ -50,8 +52,6 @@ _warn = RateLimitedLog(log)
 SAMPLES_PER_MS = 8
 GREETING_KEEP_MS = 12000  # greeting audio kept for the LLM check
 _LEAD_IN_MS = 200  # audio kept before the first speech for the LLM check
-_TARGET_PEAK = 8192.0  # -12 dBFS
-_PEAK_DECAY = 0.995  # per 32 ms chunk: the peak memory fades over seconds
 
 
 class AmdPipeline:
@@ -78,9 +78,13 @@ class AmdPipeline:
         )
         self._sit = SitDetector()
         self._segments = SpeechSegmenter(settings.vad_threshold)
-        self._levels: deque[bool] = deque()  # gate answers awaiting their VAD
-        self._floor = NoiseFloor(
-            settings.noise_margin_db, settings.noise_window_ms // 32
+        # Chunk levels awaiting their VAD answer.
+        self._levels: deque[float] = deque()
+        self._gate = LevelGate(
+            margin_db=settings.noise_margin_db,
+            window_chunks=settings.noise_window_ms // 32,
+            background_db=settings.background_speech_db,
+            max_gain=settings.vad_max_gain,
         )
         self._frame = np.zeros(FRAME, np.int16)
         self._frame_fill = 0
@@ -94,7 +98,6 @@ class AmdPipeline:
         if settings.llm_verification:
             self._keep = np.zeros(GREETING_KEEP_MS * SAMPLES_PER_MS, np.int16)
         self.dropped_frames = 0
-        self._peak = 0.0
         self._disabled = not settings.enabled
 
     @property
@@ -205,12 +208,15 @@ class AmdPipeline:
         silent = is_silent(self._chunk)
         if self.settings.noise_margin_db > 0:
             power = float(np.dot(self._chunk, self._chunk.astype(np.float64)))
-            level = 10.0 * np.log10(power / CHUNK + 1.0)
+            level = 10.0 * math.log10(power / CHUNK + 1.0)
+            gain = self._gate.gain(level)
             # The model still runs on gated chunks: skipping them would leave
             # its state behind, which cost 1.5-4 points of accuracy.
-            self._levels.append(self._floor.admits(level))
-        if not silent and self.settings.vad_max_gain > 1.0:
-            self._level_vad_input()
+            self._levels.append(level)
+            if gain > 1.0 and not silent:
+                lifted = self._chunk.astype(np.float32) * gain
+                np.clip(lifted, -32768.0, 32767.0, out=lifted)
+                self._chunk[:] = lifted
         if self._batcher is not None and (self._in_flight or not silent):
             # Order matters for the model state: queue behind chunks in flight.
             self._in_flight += 1
@@ -223,22 +229,14 @@ class AmdPipeline:
         prob = float(self._vad.run_batch([self.stream], [self._chunk])[0])
         return self._on_probability(prob)
 
-    def _level_vad_input(self) -> None:
-        # Quiet lines (a far-away handset, a soft voice after G.711) fall
-        # under the model's threshold; lift them towards -12 dBFS peaks.
-        peak = float(np.abs(self._chunk).max())
-        self._peak = max(peak, self._peak * _PEAK_DECAY)
-        gain = _TARGET_PEAK / max(self._peak, 1.0)
-        self.stream.gain = min(self.settings.vad_max_gain, max(1.0, gain))
-
     def _on_probability(self, prob: float) -> list[AmdEvent]:
         """One chunk's speech probability, in stream order."""
         start = self._chunks_done * CHUNK // SAMPLES_PER_MS
         self._chunks_done += 1
         end = self._chunks_done * CHUNK // SAMPLES_PER_MS
         events: list[AmdEvent] = []
-        if self._levels and not self._levels.popleft():
-            prob = 0.0  # no louder than the line's steady background
+        if self._levels:
+            prob = self._gate.judge(prob, self._levels.popleft())
         edge = self._segments.feed(prob, start, end)
         if edge is not None:
             kind, at = edge

@@ -75,10 +75,14 @@ class NoiseFloor:
 
     def admits(self, level_db: float) -> bool:
         """Update with one chunk's level; True if it may be speech."""
+        self.add(level_db)
+        return level_db >= self._mins[0][1] + self.margin_db
+
+    def add(self, level_db: float) -> None:
+        """One more chunk of the line's background."""
         while self._mins and self._mins[-1][1] >= level_db:
             self._mins.pop()
         self._mins.append((self._index, level_db))
         if self._mins[0][0] <= self._index - self._window:
             self._mins.popleft()
         self._index += 1
-        return level_db >= self._mins[0][1] + self.margin_db

@@ -22,9 +22,14 @@ class AmdSettings(msgspec.Struct, frozen=True, kw_only=True):
 
     # Thresholds (tuned in benchmarks/, see the README's figures).
     vad_threshold: float = 0.5
-    vad_max_gain: float = 1.0  # quiet audio is amplified up to this for the VAD
+    # Quiet audio is lifted up to this for the VAD, never lifting the line's
+    # noise floor above about -54 dBFS (see levels.py).
+    vad_max_gain: float = 4.0
     noise_margin_db: float = 9.0  # speech must be this far above the noise floor
     noise_window_ms: int = 1500  # the floor is the quietest chunk this far back
+    # Speech this far below the loudest recent speech is a TV or radio, not
+    # the callee.
+    background_speech_db: float = 16.5
     human_silence_ms: int = 500  # silence after a short utterance that means human
     # An utterance at least this long needs `human_long_silence_ms` instead:
     # greetings pause mid-sentence, people who said a few words wait longer.

@@ -39,16 +39,15 @@ SILENT_PEAK = 64
 class VadStream:
     """One stream's recurrent state and the context the next chunk needs."""
 
-    __slots__ = ("context", "gain", "state")
+    __slots__ = ("context", "state")
 
     def __init__(self) -> None:
-        self.gain = 1.0  # applied to the samples before the model sees them
         self.state: NDArray[np.float32] = np.zeros(_STATE_SHAPE, np.float32)
         self.context: NDArray[np.float32] = np.zeros(CONTEXT, np.float32)
 
     def skip(self, chunk: NDArray[np.int16]) -> None:
         """Account for a chunk not run through the model (treated as silence)."""
-        self.context = chunk[-CONTEXT:].astype(np.float32) * (self.gain / 32768.0)
+        self.context = chunk[-CONTEXT:].astype(np.float32) * (1.0 / 32768.0)
 
     def reset(self) -> None:
         self.state = np.zeros(_STATE_SHAPE, np.float32)
