@@ -81,6 +81,7 @@ class AttemptLine(msgspec.Struct, kw_only=True):
     verdict: str | None
     end_type: str | None
     initiation_error: str | None
+    events: list[str] = []  # lifecycle events, in order (seed names)
 
 
 class ContactResult(msgspec.Struct, kw_only=True):
@@ -194,6 +195,14 @@ async def _wait_until_done(
         await asyncio.sleep(0.25)
 
 
+async def _events(client: httpx.AsyncClient, calls: list[dict[str, Any]]) -> None:
+    """Attach each attempt's lifecycle events, as the actions API lists them."""
+    for call in calls:
+        response = await client.get(f"/events/{call['id']}")
+        found = response.json() if response.status_code == 200 else []
+        call["events"] = [str(event["event"]) for event in found]
+
+
 def _results(calls: list[dict[str, Any]], agent: ReferenceAgent) -> list[ContactResult]:
     by_contact: dict[str, list[dict[str, Any]]] = {}
     for call in calls:
@@ -222,6 +231,7 @@ def _results(calls: list[dict[str, Any]], agent: ReferenceAgent) -> list[Contact
                         verdict=c["verdict"],
                         end_type=c["end_type"],
                         initiation_error=c["initiation_error"],
+                        events=c.get("events", []),
                     )
                     for c in attempts
                 ],
@@ -299,6 +309,14 @@ async def _drive(
         calls = await _wait_until_done(
             client, campaign_id, upload["accepted"], timeout_s
         )
+        # call_ended waits for the media plane's record, which may trail the
+        # carrier's final status by a moment.
+        for _ in range(50):
+            await _events(client, calls)
+            completed = [c for c in calls if c["status"] == "completed"]
+            if all("call_ended" in c["events"] for c in completed):
+                break
+            await asyncio.sleep(0.1)
     return DemoReport(
         campaign_id=campaign_id,
         accepted=upload["accepted"],
@@ -332,6 +350,8 @@ def _print(report: DemoReport, out: Callable[[str], None]) -> None:
             + " -> ".join(steps)
             + tail
         )
+        events = contact.attempts[-1].events
+        out(f"{'':<15} events of the last attempt: {', '.join(events) or 'none'}")
     out("")
     out(f"all attempts ended in {report.seconds:.1f} s")
 

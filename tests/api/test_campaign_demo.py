@@ -54,6 +54,18 @@ async def test_demo_runs_every_contact_to_its_end() -> None:
         assert contact.attempts[0].verdict == "human", contact
         assert not contact.left_message
 
+    # Each attempt's lifecycle events carry the seed's names.
+    for contact in report.contacts:
+        for attempt in contact.attempts:
+            if attempt.status == "completed":
+                assert attempt.events == [
+                    "call_initiated",
+                    "call_answered",
+                    "call_ended",
+                ]
+    assert by_number["+447911123200"].attempts[-1].events[-1] == "call_missed"
+    assert refused[0].events == ["call_initiation_failure"]
+
     assert any("attempts -> outcome" in line for line in lines)
 
 
