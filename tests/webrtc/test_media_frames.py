@@ -10,11 +10,11 @@ import pytest
 from numpy.typing import NDArray
 
 from mediaserver.codecs.g711 import pcm_to_ulaw, ulaw_to_pcm
-from mediaserver.transports.webrtc import (
+from mediaserver.transports.webrtc import WebRtcCarrier
+from mediaserver.transports.webrtc_media import (
     SILENT_FRAME,
     AgentAudioTrack,
     InboundFramer,
-    WebRtcCarrier,
 )
 
 
