@@ -26,7 +26,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mediaserver.controller.campaign import CallerIdPolicy, CallingNumber, Campaign
+from mediaserver.controller.campaign import (
+    CallerIdPolicy,
+    CallingNumber,
+    CallingWindow,
+    Campaign,
+)
 from mediaserver.controller.dialer import DialRequest, DialResult
 from mediaserver.controller.launch import LaunchRequest
 from mediaserver.controller.service import Controller, StaticCampaigns
@@ -79,6 +84,7 @@ def bench_campaign() -> Campaign:
         caller_id=CallerIdPolicy(
             default=CallingNumber(id="cn", number="+12125550100", provider="simulated")
         ),
+        calling_window=CallingWindow(start="00:00", end="24:00"),  # any hour
         max_concurrent_calls=1_000_000,
         calls_per_second=1_000_000.0,
     )
