@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mediaserver.api.app import create_app
 from mediaserver.api.control import ControlBackend
@@ -55,10 +57,9 @@ def campaign_body(**changes: Any) -> dict[str, Any]:
     return body
 
 
-@pytest_asyncio.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'api.sqlite3'}")
-    await create_schema(engine)
+@asynccontextmanager
+async def running_api(engine: AsyncEngine) -> AsyncIterator[Api]:
+    """The API over `engine` (schema already created), serving on loopback."""
     queue = QueueStore(engine)
     holder: list[Api] = []
 
@@ -75,6 +76,16 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
             yield holder[0]
     finally:
         await server.stop()
+
+
+@pytest_asyncio.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'api.sqlite3'}")
+    await create_schema(engine)
+    try:
+        async with running_api(engine) as running:
+            yield running
+    finally:
         await engine.dispose()
 
 
