@@ -33,4 +33,4 @@ async def rig(amd_engine: AmdEngine) -> AsyncIterator[Rig]:
     outcomes = OutcomeLog()
     server = MediaServer(settings, plans=plans, observer=outcomes, amd=amd_engine)
     async with ReferenceAgent(SECRET, max_speech_ms=2000) as agent, server:
-        yield Rig(server, agent, plans, outcomes)
+        yield Rig(server, agent, plans, outcomes, amd_engine)

@@ -12,6 +12,7 @@ from mediaserver.agent.reference import ReferenceAgent
 from mediaserver.amd.settings import AmdSettings
 from mediaserver.corpus import default_corpus_dir, read_wav
 from mediaserver.ids import new_id
+from mediaserver.media_amd import AmdEngine
 from mediaserver.media_server import (
     InMemoryPlans,
     MediaServer,
@@ -32,11 +33,13 @@ class Rig:
         agent: ReferenceAgent,
         plans: InMemoryPlans,
         outcomes: OutcomeLog,
+        engine: AmdEngine,
     ) -> None:
         self.server = server
         self.agent = agent
         self.plans = plans
         self.outcomes = outcomes
+        self.engine = engine
 
     def plan(self, **overrides: Any) -> tuple[CallPlan, str]:
         """Register a plan for a new call; returns it with its media token."""

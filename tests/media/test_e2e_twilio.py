@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from mediaserver.agent import protocol as ap
 from mediaserver.amd.events import FinalActionKind, Label
 from mediaserver.codecs.g711 import ulaw_to_pcm
 from mediaserver.corpus import default_corpus_dir, load_manifest
-from mediaserver.plan import EndType
+from mediaserver.ids import new_id
+from mediaserver.media_amd import AmdEngine
+from mediaserver.media_server import (
+    InMemoryPlans,
+    MediaServer,
+    MediaServerSettings,
+    OutcomeLog,
+)
+from mediaserver.plan import CallPlan, EndType
 from mediaserver.testing.twilio_stream import TwilioStream
-from tests.media.helpers import SPEED, Rig, amd, corpus_audio
+from tests.media.helpers import SECRET, SPEED, Rig, amd, corpus_audio, media_token
 
 MACHINE = "machine/asterisk_en_vm_unavailable_ext1234_beep.wav"
 HUMAN = "human/asterisk_en_hello_padded.wav"
@@ -37,20 +46,20 @@ async def test_machine_with_beep_stops_the_agent_then_leaves_a_message(
     assert outcome.end_type == EndType.VOICEMAIL_ENDED
     assert stream.close_code == 1000
 
-    # Stop speaking cleared the carrier's buffer while the greeting ran...
-    clears = stream.events("clear")
-    assert clears, "no clear reached the carrier"
-    assert clears[0].at_ms < beep_onset_ms(MACHINE)
-    # ...and the message started only after the beep.
-    spoken = [e for e in stream.events("media") if e.at_ms >= clears[0].at_ms]
-    assert spoken, "the message was never played"
-    assert spoken[0].at_ms > beep_onset_ms(MACHINE)
-
+    # Stop speaking came while the greeting ran (server stream time)...
     record = rig.agent.sessions[plan.call_id]
     assert record.events.index("stop_speaking") < record.events.index("final_action")
-    final = next(
-        m for m in record.messages if m.__struct_config__.tag == "final_action"
-    )
+    stop = next(m for m in record.messages if isinstance(m, ap.StopSpeakingEvent))
+    assert stop.at_ms < beep_onset_ms(MACHINE)
+    # ...and cleared the carrier's buffer; the message played after the beep.
+    kinds = [e.kind for e in stream.timeline]
+    assert "clear" in kinds, "no clear reached the carrier"
+    after_clear = stream.timeline[kinds.index("clear") :]
+    spoken = [e for e in after_clear if e.kind == "media"]
+    assert spoken, "the message was never played"
+    assert spoken[0].at_ms > beep_onset_ms(MACHINE)
+    final = next(m for m in record.messages if isinstance(m, ap.FinalActionEvent))
+    assert final.at_ms > beep_onset_ms(MACHINE)
     assert final.action == FinalActionKind.LEAVE_MESSAGE.value
     assert final.script == plan.leave_message_script
     assert record.left_message
@@ -125,5 +134,45 @@ async def test_dtmf_reaches_the_agent(rig: Rig) -> None:
         await stream.play(corpus_audio(HUMAN)[:8000])
     await rig.outcomes.wait_outcome(plan.call_id)
     messages = rig.agent.sessions[plan.call_id].messages
-    digits = [m.digit for m in messages if m.__struct_config__.tag == "dtmf"]
+    digits = [m.digit for m in messages if isinstance(m, ap.DtmfEvent)]
     assert digits == ["7"]
+
+
+async def test_llm_check_gets_the_greeting_and_its_answer_joins_the_verdict(
+    rig: Rig,
+) -> None:
+    asked: list[tuple[int, float]] = []
+
+    async def model_says_machine(audio: np.ndarray, budget_s: float) -> Label | None:
+        asked.append((len(audio), budget_s))
+        return Label.MACHINE
+
+    engine = AmdEngine(vad=rig.engine.vad, llm_check=model_says_machine)
+    plans = InMemoryPlans()
+    outcomes = OutcomeLog()
+    server = MediaServer(
+        MediaServerSettings(secret=SECRET), plans=plans, observer=outcomes, amd=engine
+    )
+    async with server:
+        call_id = new_id()
+        plans.add(
+            CallPlan(
+                call_id=call_id,
+                campaign_id="camp-1",
+                conversation_id=new_id(),
+                agent_url=rig.agent.url,
+                amd=amd(llm_verification=True),
+            )
+        )
+        stream = TwilioStream(
+            server.url("twilio"), token=media_token(call_id), speed=SPEED
+        )
+        async with stream:
+            await stream.play(corpus_audio(MACHINE), hold_s=120.0)
+            await stream.wait_closed()
+        outcome = await outcomes.wait_outcome(call_id)
+
+    assert len(asked) == 1
+    assert asked[0][0] > 8000  # at least a second of greeting went to the model
+    assert outcome.verdict is not None
+    assert outcome.verdict.label is Label.MACHINE
