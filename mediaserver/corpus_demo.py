@@ -128,8 +128,10 @@ def _result(
         return result
     for message, at in zip(record.messages, record.received_at, strict=True):
         if isinstance(message, ap.VerdictEvent) and stream.play_started is not None:
-            # The frame that settled the verdict left the carrier at `sent`.
-            sent = stream.play_started + message.verdict.at_ms / 1000 / stream.speed
+            # The frame that ends at the verdict's stream time left the carrier
+            # one frame (20 ms) after the stream time before it.
+            frame_start_s = max(message.verdict.at_ms - 20, 0) / 1000
+            sent = stream.play_started + frame_start_s / stream.speed
             result.delivery_ms = (at - sent) * 1000
         elif isinstance(message, ap.BeepEvent) and result.beep_ms is None:
             result.beep_ms, result.beep_end_ms = message.onset_ms, message.end_ms
