@@ -33,6 +33,7 @@ from mediaserver.controller.dialer import (
     DialRequest,
 )
 from mediaserver.controller.dispatcher import CampaignSource, Dispatcher
+from mediaserver.controller.group_commit import InitiatedWriter
 from mediaserver.controller.launch import LaunchRequest
 from mediaserver.controller.recovery import Reconciler
 from mediaserver.controller.retries import plan_retry
@@ -99,6 +100,7 @@ class Controller:
         self.node_id = node_id
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._warn = RateLimitedLog(log)
+        self._initiated = InitiatedWriter(store)
         self._reconciler = Reconciler(
             store,
             campaigns,
@@ -136,6 +138,7 @@ class Controller:
             await asyncio.gather(self._sweep_task, return_exceptions=True)
             self._sweep_task = None
         await self.dispatcher.stop()
+        await self._initiated.close()
 
     async def _sweep(self) -> None:
         """Settle what nobody will report on: dead nodes' dispatches, lost calls."""
@@ -222,19 +225,13 @@ class Controller:
             mask_number(attempt.recipient_number),
             extra={"call_id": attempt.id, "campaign_id": attempt.campaign_id},
         )
-        async with self.store.transaction() as conn:
-            await self.store.transition(
-                conn,
-                attempt.id,
-                CallStatus.INITIATED,
-                values={
-                    "provider_call_id": result.provider_call_id,
-                    "conversation_id": conversation_id,
-                },
-                detail="dial accepted",
-                strict=False,  # carrier news may have got here first
-                expect=CallStatus.DISPATCHING,
-            )
+        await self._initiated.record(
+            attempt.id,
+            {
+                "provider_call_id": result.provider_call_id,
+                "conversation_id": conversation_id,
+            },
+        )
 
     async def _initiation_failed(self, attempt: Attempt, error: str) -> None:
         log.warning("dial refused: %s", error, extra={"call_id": attempt.id})

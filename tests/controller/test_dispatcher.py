@@ -303,3 +303,49 @@ async def test_unknown_provider_fails_initiation(make_rig: Any) -> None:
     assert stored is not None
     assert stored.status is CallStatus.INITIATION_FAILED
     assert "no dialer for provider telnyx" in (stored.initiation_error or "")
+
+
+class RefuseOne:
+    """LifecycleHooks that refuse one attempt's `initiated` (a broken hook)."""
+
+    def __init__(self) -> None:
+        self.refused: str | None = None
+
+    async def on_transition(
+        self, conn: Any, attempt: Any, old_status: str | None, new_status: str
+    ) -> None:
+        if new_status == "initiated" and attempt["id"] == self.refused:
+            raise RuntimeError("hook refused")
+
+
+async def test_one_refused_write_does_not_hold_back_the_batch(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'q.sqlite3'}")
+    await create_schema(engine)
+    clock = FakeClock()
+    hooks = RefuseOne()
+    dialer = RecordingDialer()
+    controller = Controller(
+        QueueStore(engine, clock=clock, hooks=hooks),
+        StaticCampaigns([campaign()]),
+        {"simulated": dialer},
+        media_urls={},
+        token_secret=b"s" * 32,
+        clock=clock,
+    )
+    attempts = await controller.enqueue([launch(f"+1212555000{i}") for i in range(5)])
+    hooks.refused = attempts[2].id
+
+    await controller.dispatcher.dispatch_once()
+    await controller.dispatcher.drain()
+    await controller.stop()
+
+    statuses = [(await controller.store.get(a.id)) for a in attempts]
+    assert [s.status.value for s in statuses if s] == [
+        "initiated",
+        "initiated",
+        "dispatching",
+        "initiated",
+        "initiated",
+    ]
+    assert len(dialer.requests) == 5
+    await engine.dispose()
