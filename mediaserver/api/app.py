@@ -167,7 +167,6 @@ def create_app(
             components=[SECURITY_SCHEMES],
             render_plugins=[SwaggerRenderPlugin()],
         ),
-        type_encoders={msgspec.Struct: msgspec.to_builtins},
         logging_config=None,  # the service's own logging set-up stays
         debug=debug,
     )
