@@ -16,9 +16,13 @@ calls have no agent (AMD-only plans). Two scenarios:
   call's verdict or final action, as in production.
 
 The server records, for every inbound frame, how late its processing
-finished against the frame's stream time (first frame = 0): the frame lag.
-The client reports how late its own sends were; a run where the client
-lagged is marked, since then the server was not the limit.
+finished against the frame's stream time (first frame = 0): the frame lag;
+and how late a 5 ms sleep wakes up (loop stalls: its own work, or the
+process kept off its core by other load). The client reports how late its
+own sends were; a run where the client lagged is marked, since then the
+server was not the limit. On a shared machine the stall column tells
+whether the run measured the server or the neighbours; the per-frame CPU
+costs printed first are measured in process and hold either way.
 Targets (DESIGN.md): >= 500 calls, p99 frame lag < 20 ms.
 """
 
@@ -103,6 +107,17 @@ async def serve(secret: str, batched: bool, scenario: str) -> None:
         amd=engine,
     )
     loop = asyncio.get_running_loop()
+    stalls: list[float] = []
+
+    async def watch_loop() -> None:
+        # How late a 5 ms sleep wakes up: the loop's own stalls, or the
+        # process being kept off its core by other load.
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(0.005)
+            stalls.append((time.monotonic() - before - 0.005) * 1000)
+
+    watcher = loop.create_task(watch_loop(), name="loop-watch")
     async with server:
         print(f"PORT {server.port}", flush=True)
         cpu0 = wall0 = 0.0
@@ -111,6 +126,7 @@ async def serve(secret: str, batched: bool, scenario: str) -> None:
             if line == "reset":
                 assert server.lag is not None
                 server.lag.reset()
+                stalls.clear()
                 cpu0, wall0 = time.process_time(), time.monotonic()
             elif line == "report" or not line:
                 assert server.lag is not None
@@ -126,7 +142,9 @@ async def serve(secret: str, batched: bool, scenario: str) -> None:
                     "cpu": busy,
                     "live": server.live,
                     "vad_chunks": engine.batcher.chunks_run if engine.batcher else None,
+                    "stall_p99": float(np.percentile(stalls, 99)) if stalls else 0.0,
                 }
+                watcher.cancel()
                 print("REPORT " + json.dumps(report), flush=True)
                 return
 
@@ -329,13 +347,21 @@ async def frame_costs(frames: int = 1500, repeats: int = 3) -> dict[str, float]:
 # The orchestrator.
 
 
+PRIORITY = 0  # --nice: a negative value lifts both processes over other load
+
+
 def spawn(args: list[str], core: int) -> subprocess.Popen[str]:
+    def pin() -> None:
+        os.sched_setaffinity(0, {core})
+        if PRIORITY:
+            os.nice(PRIORITY)
+
     return subprocess.Popen(
         [sys.executable, "-m", "benchmarks.capacity", *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        preexec_fn=lambda: os.sched_setaffinity(0, {core}),
+        preexec_fn=pin,
     )
 
 
@@ -385,7 +411,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--modes", default="inline,batched")
     parser.add_argument("--scenarios", default="busy,calls")
     parser.add_argument("--cost-only", action="store_true")
+    parser.add_argument("--nice", type=int, default=0, help="e.g. -10 (needs root)")
     args = parser.parse_args(argv)
+    global PRIORITY
+    PRIORITY = args.nice
     if len(os.sched_getaffinity(0)) < 2:
         print("needs two cores (server on one, carrier side on the other)")
         return 2
@@ -405,7 +434,7 @@ def main(argv: list[str]) -> int:
     print(f"{args.seconds:g} s per run; frame lag in ms; cpu = server core busy share")
     print(
         f"{'mode':<8} {'scenario':<8} {'calls':>6} {'p50':>7} {'p99':>7} "
-        f"{'max':>7} {'cpu':>5} {'client p99':>10}  verdict"
+        f"{'max':>7} {'cpu':>5} {'stall p99':>9} {'client p99':>10}  verdict"
     )
     best: dict[str, int] = {}
     runs = [(m, s) for s in args.scenarios.split(",") for m in args.modes.split(",")]
@@ -423,7 +452,8 @@ def main(argv: list[str]) -> int:
             print(
                 f"{mode:<8} {scenario:<8} {calls:>6} {float(r['p50']):>7.1f} "
                 f"{float(r['p99']):>7.1f} {float(r['max']):>7.1f} "
-                f"{float(r['cpu']):>5.2f} {float(r['late_p99']):>10.1f}  {verdict}"
+                f"{float(r['cpu']):>5.2f} {float(r['stall_p99']):>9.1f} "
+                f"{float(r['late_p99']):>10.1f}  {verdict}"
             )
             if not ok:
                 break
