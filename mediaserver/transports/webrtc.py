@@ -210,27 +210,40 @@ class WebRtcCall:
         finally:
             await self.close_pc()
 
-    async def _first_frame(self) -> av.AudioFrame | None:
-        # No session (no answered call) until audio flows from the peer.
+    async def _first_frame(self) -> object | None:
+        """The peer's first audio frame, or None: it left or sent nothing.
+
+        aiortc starts the receiver only once DTLS is up, so a connection
+        closed before that never ends the track: watch `_gone` as well.
+        """
         wait = self._settings.media_timeout_s
+        loop = asyncio.get_running_loop()
+        first = loop.create_task(self._receive_first(), name=f"first-{self.call_id}")
+        gone = loop.create_task(self._gone.wait(), name=f"gone-{self.call_id}")
         try:
-            async with asyncio.timeout(wait):
-                await self._track_seen.wait()
-                assert self._inbound is not None
-                frame = await self._inbound.recv()
-        except TimeoutError:
-            PROCESS["webrtc_media_timeouts"] += 1
-            log.warning(
-                "webrtc peer sent no audio within %.1f s", wait, extra=self._extra
+            await asyncio.wait(
+                {first, gone}, timeout=wait, return_when="FIRST_COMPLETED"
             )
-            return None
-        except MediaStreamError:
+        finally:
+            for task in (first, gone):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, MediaStreamError):
+                    await task
+        if first.done() and not first.cancelled() and first.exception() is None:
+            return first.result()
+        if gone.done() or first.done():
             PROCESS["webrtc_closed_before_media"] += 1
             return None
-        assert isinstance(frame, av.AudioFrame)
-        return frame
+        PROCESS["webrtc_media_timeouts"] += 1
+        log.warning("webrtc peer sent no audio within %.1f s", wait, extra=self._extra)
+        return None
 
-    async def _converse(self, first: av.AudioFrame) -> None:
+    async def _receive_first(self) -> object:
+        await self._track_seen.wait()
+        assert self._inbound is not None
+        return await self._inbound.recv()
+
+    async def _converse(self, first: object) -> None:
         started = Started(
             stream_id=new_id(),
             provider_call_id=self.call_id,
@@ -435,6 +448,11 @@ class WebRtcTransport:
             raise OfferError("bad_offer", f"SDP refused: {exc}") from exc
         if transceiver.mid is None:
             raise OfferError("bad_offer", "the offer has no audio")
+        # Video or a second audio stream would fill a receive queue nobody
+        # reads: answer them inactive, so that nothing is received.
+        for other in pc.getTransceivers():
+            if other is not transceiver:
+                other.direction = "inactive"
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         return str(pc.localDescription.sdp)

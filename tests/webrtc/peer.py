@@ -76,6 +76,7 @@ class TestPeer:
         self.pc.addTrack(self.track)
         self.heard: list[NDArray[np.int16]] = []
         self.remote_codec = ""
+        self.connected = asyncio.Event()  # ICE and DTLS are up
         self.closed_by_server = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         self._resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
@@ -88,6 +89,8 @@ class TestPeer:
         )
 
     def _on_state(self) -> None:
+        if self.pc.connectionState == "connected":
+            self.connected.set()
         if self.pc.connectionState == "closed":
             self.closed_by_server.set()
 
