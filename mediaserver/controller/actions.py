@@ -146,8 +146,14 @@ def resolve_actions(
         try:
             actions[i] = msgspec.convert(data, Action)
         except msgspec.ValidationError as exc:
-            faults[f"actions[{i}]"] = str(exc)
+            faults.update(_decode_fault(exc, f"actions[{i}]"))
     return actions, faults
+
+
+def _decode_fault(exc: msgspec.ValidationError, prefix: str) -> dict[str, str]:
+    """msgspec's "... - at `$.tool.url`" as {"<prefix>.tool.url": "..."}."""
+    message, _, where = str(exc).partition(" - at `$")
+    return {prefix + where.rstrip("`"): message}
 
 
 def resolve_template(campaign: Any) -> PostAnalysisTemplate | None:
@@ -162,7 +168,7 @@ def resolve_template(campaign: Any) -> PostAnalysisTemplate | None:
     try:
         return msgspec.convert(raw, PostAnalysisTemplate)
     except msgspec.ValidationError as exc:
-        raise ValidationError({"post_analysis": str(exc)}) from exc
+        raise ValidationError(_decode_fault(exc, "post_analysis")) from exc
 
 
 def _convert(item: Any, kind: type[Tool]) -> Tool | None:

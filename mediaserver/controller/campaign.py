@@ -111,13 +111,15 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     amd: AmdSettings = AmdSettings()
     variables: list[VariableSpec] = []
     metadata: list[VariableSpec] = []
-    # Both in the actions module's format (`Action`, `PostAnalysisTemplate`),
-    # kept as plain data here and checked by its `validate_actions`.
+    # In the actions module's format (`Tool`, `Action`, `PostAnalysisTemplate`),
+    # kept as plain data here and checked together by its `validate_actions`.
+    # An action's `tool` is a tool definition or the name of one in `tools`.
+    tools: list[dict[str, Any]] = []
     post_analysis: dict[str, Any] | None = None
     actions: list[dict[str, Any]] = []
     max_concurrent_calls: int = 10
     calls_per_second: float = 1.0
-    calling_window: CallingWindow = CallingWindow()
+    calling_window: CallingWindow = msgspec.field(default_factory=CallingWindow)
     ring_timeout_s: int = 30
     max_call_s: int = 600
 
@@ -164,57 +166,54 @@ def validate_campaign(campaign: Campaign) -> Campaign:
 
 
 def _actions_errors(campaign: Campaign) -> dict[str, str]:
-    """Have the actions module, once it exists, check actions and post_analysis.
+    """Have the actions module check tools, actions and post_analysis together.
 
-    Each action is decoded and checked on its own, so one malformed action
-    does not hide the faults of the others.
+    Tools are checked first, so an action naming a tool by name is checked
+    against that tool's schema; each action is checked on its own, so one
+    malformed action does not hide the faults of the others.
     """
-    if not campaign.actions and campaign.post_analysis is None:
+    if not (campaign.actions or campaign.tools or campaign.post_analysis):
         return {}
-    try:
-        from mediaserver.controller import actions as module
-    except ImportError:
-        return {}
-    validate = getattr(module, "validate_actions", None)
-    if validate is None:
-        return {}
+    from mediaserver.controller import actions as module
 
-    errors: dict[str, str] = {}
-    for index, action in enumerate(campaign.actions):
-        path = f"actions[{index}]"
-        try:
-            typed = msgspec.convert(action, module.Action)
-        except msgspec.ValidationError as exc:
-            errors.update(_msgspec_errors(exc, path))
-            continue
-        faults = validate(SimpleNamespace(actions=[typed], post_analysis=None))
-        for key, why in faults.items():
-            errors[key.replace("actions[0]", path, 1)] = why
-
-    if campaign.post_analysis is not None:
-        try:
-            template = msgspec.convert(
-                campaign.post_analysis, module.PostAnalysisTemplate
-            )
-        except msgspec.ValidationError as exc:
-            errors.update(_msgspec_errors(exc, "post_analysis"))
-        else:
-            errors.update(validate(SimpleNamespace(actions=[], post_analysis=template)))
+    errors, tools = _tool_registry(campaign)
+    errors.update(module.validate_actions(campaign, tools))
     return errors
 
 
+def _tool_registry(campaign: Campaign) -> tuple[dict[str, str], dict[str, Any]]:
+    """The campaign's tools by name, and the faults of their definitions."""
+    from mediaserver.controller.tools import Tool, tool_faults
+
+    errors: dict[str, str] = {}
+    tools: dict[str, Tool] = {}
+    for index, item in enumerate(campaign.tools):
+        path = f"tools[{index}]"
+        try:
+            tool = msgspec.convert(item, Tool)
+        except msgspec.ValidationError as exc:
+            errors.update(_msgspec_errors(exc, path))
+            continue
+        errors.update(tool_faults(tool, path))
+        if tool.name in tools:
+            errors[f"{path}.name"] = f"another tool is already named {tool.name!r}"
+        tools[tool.name] = tool
+    return errors, tools
+
+
 def actions_view(campaign: Campaign) -> SimpleNamespace:
-    """`actions` and `post_analysis` decoded as the actions module's types.
+    """`actions` (tools named by name resolved) and `post_analysis`, typed.
 
     Raises:
         ValidationError: they do not fit those types (named by path).
     """
     from mediaserver.controller import actions as module
 
-    try:
-        typed = msgspec.convert(campaign.actions, list[module.Action])
-    except msgspec.ValidationError as exc:
-        raise ValidationError(_msgspec_errors(exc, "actions")) from exc
+    _, tools = _tool_registry(campaign)
+    resolved, faults = module.resolve_actions(campaign, tools)
+    if faults:
+        raise ValidationError(faults)
+    typed = [resolved[index] for index in sorted(resolved)]
     template = None
     if campaign.post_analysis is not None:
         kind = module.PostAnalysisTemplate

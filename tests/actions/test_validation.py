@@ -130,7 +130,7 @@ def test_post_analysis_templates_are_checked() -> None:
         ],
     }
     faults = validate_actions(CampaignStub(post_analysis=template))
-    assert set(faults) == {"post_analysis"}  # "bool" is not a field type
+    assert set(faults) == {"post_analysis.fields[1].type"}  # "bool" is not a type
 
     template["fields"] = [
         {"name": "summary"},
