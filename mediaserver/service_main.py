@@ -186,7 +186,7 @@ class Service:
         self._dialers = self._make_dialers()
         self.controller = Controller(
             queue,
-            CampaignReader(campaigns, self.engine),
+            CampaignReader(campaigns),
             self._dialers,
             media_urls=self._media_urls(),
             token_secret=self._secret.encode(),

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mediaserver import __version__
 from mediaserver.api.schemas import (
@@ -54,19 +54,17 @@ CSV_BATCH = 50
 
 
 class CampaignReader:
-    """Campaign reads that never take the SQLite write lock.
+    """Campaign reads with each stored version kept after its first read.
 
-    The controller reads a campaign version while it holds a write
-    transaction (to plan a retry); a second connection opening
-    `BEGIN IMMEDIATE` there would wait on ourselves until the busy timeout,
-    and API reads would queue behind the dispatcher's writes. Versions never
-    change once stored, so each is also kept after its first read; the
-    latest version is always read from the store.
+    The store's reads take no lock, so the controller may read a version
+    while it holds a write transaction (to plan a retry). Versions never
+    change once stored, so a version asked for by number is served from
+    memory the second time; the latest version is always read from the
+    store.
     """
 
-    def __init__(self, campaigns: CampaignStore, engine: AsyncEngine) -> None:
+    def __init__(self, campaigns: CampaignStore) -> None:
         self._campaigns = campaigns
-        self._engine = engine
         self._versions: dict[tuple[str, int], Campaign] = {}
 
     async def get(
@@ -74,9 +72,7 @@ class CampaignReader:
     ) -> Campaign | None:
         if version is not None and (campaign_id, version) in self._versions:
             return self._versions[(campaign_id, version)]
-        async with self._engine.connect() as conn:
-            reading = await conn.execution_options(**{READ_ONLY: True})
-            campaign = await self._campaigns.get(campaign_id, version, conn=reading)
+        campaign = await self._campaigns.get(campaign_id, version)
         if campaign is not None:
             self._versions[(campaign.id, campaign.version)] = campaign
         return campaign
@@ -154,7 +150,7 @@ class ControlBackend:
     ) -> None:
         self._queue = queue
         self._campaigns = campaigns
-        self._reader = CampaignReader(campaigns, queue.engine)
+        self._reader = CampaignReader(campaigns)
         self._on_enqueued = on_enqueued or (lambda: None)
         self._media_listening = media_listening
         self._clock = clock

@@ -5,13 +5,19 @@ campaign's latest pointer with a compare-and-set, so two concurrent
 updates cannot both win. `get` reads the latest version unless one is
 asked for; old versions are never changed or deleted, because attempts
 record the version they were launched with.
+
+Reads never take a lock: on SQLite they open a plain (deferred) `BEGIN`
+instead of the writers' `BEGIN IMMEDIATE`, so a read issued while the
+same task holds a write transaction on another connection does not wait
+on itself until the busy timeout.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
@@ -27,6 +33,7 @@ from mediaserver.controller.campaign import (
 from mediaserver.errors import StoreError
 from mediaserver.ids import new_id
 from mediaserver.store.campaign_tables import campaign_versions, campaigns
+from mediaserver.store.db import READ_ONLY
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +181,7 @@ class CampaignStore:
         )
         if not include_archived:
             query = query.where(campaigns.c.archived_at.is_(None))
-        async with self._engine.connect() as conn:
+        async with self._reading() as conn:
             rows = (await conn.execute(query)).scalars().all()
         return [_decode(body) for body in rows]
 
@@ -185,7 +192,7 @@ class CampaignStore:
             .where(campaign_versions.c.campaign_id == campaign_id)
             .order_by(campaign_versions.c.version)
         )
-        async with self._engine.connect() as conn:
+        async with self._reading() as conn:
             rows = (await conn.execute(query)).all()
         return [
             CampaignVersionInfo(version=row.version, created_at=_aware(row.created_at))
@@ -248,8 +255,14 @@ class CampaignStore:
     async def _scalar(self, query: Any, conn: AsyncConnection | None) -> Any:
         if conn is not None:
             return (await conn.execute(query)).scalar_one_or_none()
-        async with self._engine.connect() as own:
+        async with self._reading() as own:
             return (await own.execute(query)).scalar_one_or_none()
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads only: no write lock is taken on SQLite."""
+        async with self._engine.connect() as conn:
+            yield await conn.execution_options(**{READ_ONLY: True})
 
 
 def _decode(body: Any) -> Campaign:

@@ -220,3 +220,27 @@ async def test_actions_read_back_typed_in_a_transaction(
     assert missing is None
     assert view.actions[0].event == "call_answered"
     assert view.actions[0].tool.url == "http://127.0.0.1:9/hook"
+
+
+async def test_reads_inside_a_writers_transaction_do_not_wait_on_it(
+    store: CampaignStore, engine: AsyncEngine
+) -> None:
+    """A task holding a write transaction can still read campaigns.
+
+    On SQLite a read that took the write lock would wait on the open writer
+    (ourselves) until the busy timeout and then fail "database is locked".
+    """
+    from mediaserver.store.campaign_tables import campaigns
+
+    created = await store.create(_campaign())
+    async with engine.begin() as writer:
+        await writer.execute(
+            campaigns.update()
+            .where(campaigns.c.id == created.id)
+            .values(name=created.name)
+        )
+        assert await store.get(created.id) == created
+        assert await store.get(created.id, 1) == created
+        assert [c.id for c in await store.list_campaigns()] == [created.id]
+        assert [v.version for v in await store.versions(created.id)] == [1]
+        assert not await store.is_archived(created.id)
