@@ -30,8 +30,12 @@ from collections import deque
 
 from mediaserver.amd.segments import NoiseFloor
 
-MIN_MARGIN_DB = 3.0  # the noise margin never shrinks below this
-WEAK_MIN_PROB = 0.8  # a chunk within the shrunk margin needs this probability
+# On a noisy line the margin shrinks to a third of the loudest recent chunk's
+# height over the floor, never below 2 dB; chunks that pass only the shrunk
+# margin need a confident model.
+SNR_SHARE = 3.0
+MIN_MARGIN_DB = 2.0
+WEAK_MIN_PROB = 0.95
 SPEECH_PROB = 0.5  # a chunk at least this likely is speech, for the statistics
 
 
@@ -108,6 +112,7 @@ class LevelGate:
         if not self._above_noise(prob, level_db):
             self._floor.add(level_db)
             self._foreground.add(-math.inf)
+            self._tail += 1
             return 0.0
         if prob < SPEECH_PROB:
             self._floor.add(level_db)
@@ -127,5 +132,5 @@ class LevelGate:
         loudest = self._loudest.level_db
         if loudest is None:
             return False
-        margin = min(self.margin_db, max(MIN_MARGIN_DB, (loudest - floor) / 2.0))
+        margin = min(self.margin_db, max(MIN_MARGIN_DB, (loudest - floor) / SNR_SHARE))
         return level_db >= floor + margin and prob >= WEAK_MIN_PROB

@@ -36,7 +36,13 @@ class AmdSettings(msgspec.Struct, frozen=True, kw_only=True):
     short_utterance_ms: int = 800
     human_long_silence_ms: int = 800
     long_greeting_ms: int = 1400  # one utterance this long is a machine greeting
+    # The stream ended (far end hung up) after an utterance this long: an
+    # announcement (people who talk that long wait for a reply).
+    announcement_min_ms: int = 1000
     min_speech_ms: int = 60  # shorter segments are clicks and line blips
+    # Speech after a pause of `human_silence_ms` or more must last this long
+    # to continue the utterance (noise bursts on a busy line are shorter).
+    resume_min_ms: int = 200
     greeting_end_silence_ms: int = 1200  # silence that ends a greeting with no beep
     no_audio_ms: int = 4500  # nothing but silence from answer to here: no audio
     beep_min_ms: int = 80

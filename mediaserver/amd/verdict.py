@@ -16,11 +16,14 @@ Rules, in the order they are checked on each `advance`:
   is a person (``short_answer``), with no initial delay;
 * nothing heard by `no_audio_ms` is ``no_audio``;
 * at `decision_deadline_ms` a verdict is forced from what was heard;
-* when the stream ends first, a greeting-length utterance is a machine
-  (``announcement_ended``: short network messages that hang up), otherwise
-  ``unknown`` (or ``no_audio`` if nothing was heard).
+* when the stream ends first, an utterance of `announcement_min_ms` or more
+  is a machine (``announcement_ended``: short network messages that hang
+  up), otherwise ``unknown`` (or ``no_audio`` if nothing was heard).
 
-Segments shorter than `min_speech_ms` (clicks, line blips) are ignored.
+Segments shorter than `min_speech_ms` (clicks, line blips) are ignored, and
+so are segments shorter than `resume_min_ms` that follow a pause of
+`human_silence_ms` or more (noise bursts on a busy line), which meanwhile
+neither extend the utterance nor let its silence count.
 
 Confidence is the share of verdicts of that cause that were right in
 `benchmarks/amd_accuracy.py` (its calibration table), scaled within a cause
@@ -90,6 +93,7 @@ class VerdictMachine:
         self._segments = 0
         self._beep: Beep | None = None
         self._before_blip: tuple[int | None, int | None] = (None, None)
+        self._resuming = False  # the current segment may still be a blip
 
     @property
     def done(self) -> bool:
@@ -107,8 +111,15 @@ class VerdictMachine:
         # A pause shorter than the silence that would have meant "human"
         # keeps the utterance going.
         gap = self._needed_silence(self._utterance_ms())
-        if self._last_end is None or at_ms - self._last_end >= gap:
+        pause = None if self._last_end is None else at_ms - self._last_end
+        if pause is None or pause >= gap:
             self._utt_start = at_ms
+        # After a pause that would have meant "human" for a short answer, new
+        # speech joins the utterance only once it lasts `resume_min_ms`: a
+        # noise burst then is not the greeting going on.
+        self._resuming = (
+            pause is not None and self.settings.human_silence_ms <= pause < gap
+        )
         if self._first_speech is None:
             self._first_speech = at_ms
         self._in_speech = True
@@ -119,7 +130,10 @@ class VerdictMachine:
         self._utt_start, self._first_speech = self._before_blip
 
     def speech_end(self, at_ms: int) -> list[AmdEvent]:
-        if self._in_speech and at_ms - self._seg_start < self.settings.min_speech_ms:
+        shortest = self.settings.min_speech_ms
+        if self._resuming:
+            shortest = max(shortest, self.settings.resume_min_ms)
+        if self._in_speech and at_ms - self._seg_start < shortest:
             # A click or line blip: forget it, as if the silence went on.
             self._in_speech = False
             self._undo_blip()
@@ -189,9 +203,10 @@ class VerdictMachine:
         """The stream ended: settle whatever is still open."""
         events = self.advance(now_ms)
         if self.phase is Phase.LISTENING:
-            # The far end hung up: a whole greeting-length utterance is a
-            # machine even before the initial check delay (short announcements).
-            if self._utterance_ms() >= self.settings.long_greeting_ms:
+            # The far end hung up right after talking for a second or more,
+            # leaving no pause for a reply: a short network announcement,
+            # even before the initial check delay.
+            if self._utterance_ms() >= self.settings.announcement_min_ms:
                 verdict = self._make(
                     Label.MACHINE, "announcement_ended", 0.85, MachineState.SILENCE
                 )
@@ -328,7 +343,11 @@ class VerdictMachine:
     def _utterance_ms(self) -> int:
         if self._utt_start is None:
             return 0
-        end = self._now if self._in_speech else (self._last_end or self._now)
+        end = self._last_end or self._now
+        if self._in_speech and not (
+            self._resuming and self._now - self._seg_start < self.settings.resume_min_ms
+        ):
+            end = self._now
         return max(0, end - self._utt_start)
 
     def _needed_silence(self, utterance_ms: int) -> int:

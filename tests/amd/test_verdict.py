@@ -130,7 +130,21 @@ def test_greeting_pausing_mid_sentence_stays_one_utterance() -> None:
     _, events = script([("S", 300), ("E", 1300), ("S", 1900), ("E", 4000)], 6000)
     v = verdict_of(events)
     assert v.label is Label.MACHINE
-    assert v.at_ms == 2000
+    # The speech after the pause joins once it has lasted `resume_min_ms`.
+    assert v.at_ms == 1900 + AmdSettings().resume_min_ms
+
+
+def test_noise_burst_after_a_pause_does_not_extend_the_answer() -> None:
+    # "Hi, who is this?" (1.1 s), then a 150 ms burst 700 ms later: without
+    # the resume rule the burst would make one 2 s utterance, a greeting.
+    steps: list[Step] = [("S", 500), ("E", 1600), ("S", 2300), ("E", 2450)]
+    _, events = script(steps, 5000)
+    v = verdict_of(events)
+    assert v.label is Label.HUMAN
+    assert v.at_ms == 2450  # the burst held the verdict, its silence did not
+    assert v.timings.silence_after_ms == 850
+    _, events = script(steps, 5000, AmdSettings(resume_min_ms=0))
+    assert verdict_of(events).label is Label.MACHINE
 
 
 def test_silence_throughout_is_no_audio() -> None:
@@ -169,6 +183,11 @@ def test_short_announcement_ending_the_stream_is_machine() -> None:
     v = verdict_of(events)
     assert v.label is Label.MACHINE
     assert v.cause == "announcement_ended"
+    # Noise can hide an announcement's last syllables: 1.2 s still counts.
+    _, events = script([("S", 100), ("E", 1300)], 1600, finish=True)
+    assert verdict_of(events).cause == "announcement_ended"
+    _, events = script([("S", 100), ("E", 900)], 1200, finish=True)
+    assert verdict_of(events).label is Label.UNKNOWN
 
 
 def test_machine_stops_speaking_and_ends_call_at_the_verdict() -> None:
