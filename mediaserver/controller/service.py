@@ -41,8 +41,8 @@ from mediaserver.controller.routing import route_caller_id
 from mediaserver.controller.status import TERMINAL, CallStatus, from_carrier
 from mediaserver.errors import CarrierError
 from mediaserver.ids import new_id
-from mediaserver.logs import RateLimitedLog, mask_number
-from mediaserver.plan import CallOutcome, CallPlan
+from mediaserver.logs import RateLimitedLog, mask_number, mask_text
+from mediaserver.plan import CallOutcome, CallPlan, EndType
 from mediaserver.store.queue import Attempt, NewAttempt, QueueStore
 
 log = logging.getLogger(__name__)
@@ -234,7 +234,7 @@ class Controller:
         )
 
     async def _initiation_failed(self, attempt: Attempt, error: str) -> None:
-        log.warning("dial refused: %s", error, extra={"call_id": attempt.id})
+        log.warning("dial refused: %s", mask_text(error), extra={"call_id": attempt.id})
         async with self.store.transaction() as conn:
             await self.store.transition(
                 conn,
@@ -402,7 +402,7 @@ class Controller:
         if outcome.error:
             values["initiation_error"] = outcome.error[:_ERROR_MAX]
         async with self.store.transaction() as conn:
-            await self.store.transition(
+            moved = await self.store.transition(
                 conn,
                 outcome.call_id,
                 CallStatus.COMPLETED,
@@ -410,7 +410,48 @@ class Controller:
                 detail=outcome.end_type,
                 strict=False,
             )
+            if moved is None:
+                # The carrier's "completed" can arrive before the media
+                # outcome; the media plane still knows best how it ended.
+                await self._complete_fields(conn, outcome.call_id, values)
         self.dispatcher.wake()
+        if outcome.end_type != EndType.USER_HANGUP:
+            await self._hang_up(outcome.call_id)
+
+    async def _complete_fields(
+        self, conn: AsyncConnection, call_id: str, values: dict[str, object]
+    ) -> None:
+        current = await self.store.get(call_id, conn=conn)
+        if current is None or current.status is not CallStatus.COMPLETED:
+            return
+        fields = {k: v for k, v in values.items() if k != "completed_at"}
+        if current.verdict and "verdict" in fields:
+            del fields["verdict"]
+        await self.store.set_fields(conn, call_id, **fields)
+
+    async def _hang_up(self, call_id: str) -> None:
+        """End the carrier leg when our side ended the call.
+
+        Closing a Twilio <Connect> stream ends the call by itself; a Telnyx
+        leg stays up (and billed) until hung up through Call Control.
+        Dialers treat "already ended" as success, so this is safe twice.
+        """
+        attempt = await self.store.get(call_id)
+        if attempt is None or not attempt.provider_call_id:
+            return
+        dialer = self._dialers.get(attempt.calling_number_provider)
+        if dialer is None:
+            return
+        try:
+            await asyncio.wait_for(dialer.hangup(attempt.provider_call_id), 10)
+        except (CarrierError, TimeoutError) as exc:
+            self._warn.warning(
+                "hangup",
+                "hangup of %s failed: %s",
+                call_id,
+                mask_text(str(exc)),
+                call_id=call_id,
+            )
 
     # -- crash recovery (controller/recovery.py) ----------------------------
 

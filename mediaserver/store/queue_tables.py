@@ -76,6 +76,7 @@ call_attempts = sa.Table(
     sa.Index("ix_call_attempts_due", "status", "campaign_id", "scheduled_for"),
     sa.Index("ix_call_attempts_provider_call", "provider_call_id"),
     sa.Index("ix_call_attempts_contact", "contact_id"),
+    sa.Index("ix_call_attempts_listing", "campaign_id", "created_at"),
 )
 
 call_status_history = sa.Table(

@@ -289,6 +289,61 @@ async def test_plan_and_media_observer(make_rig: Any) -> None:
     assert [r.call_id for r in rig.dialer.requests] == [first.id, second.id]
 
 
+async def test_media_outcome_after_carrier_completed_keeps_end_type(
+    make_rig: Any,
+) -> None:
+    rig = await make_rig(campaign())
+    (attempt,) = await rig.controller.enqueue([launch()])
+    await rig.run_pass()
+    plan = await rig.controller.plan_for(attempt.id)
+    assert plan is not None
+    await rig.controller.call_answered(attempt.id, rig.clock())
+
+    # The carrier's "completed" wins the race with the media plane's report.
+    await rig.event(attempt.id, CarrierStatus.COMPLETED)
+    now = rig.clock()
+    await rig.controller.call_ended(
+        CallOutcome(
+            call_id=attempt.id,
+            conversation_id=plan.conversation_id,
+            started_at=now,
+            ended_at=now,
+            end_type=EndType.VOICEMAIL_ENDED,
+        )
+    )
+
+    stored = await rig.store.get(attempt.id)
+    assert stored is not None
+    assert stored.status is CallStatus.COMPLETED
+    assert stored.end_type == "voicemail_ended"
+
+
+async def test_our_side_ending_hangs_up_the_carrier_leg(make_rig: Any) -> None:
+    rig = await make_rig(campaign())
+    ours, theirs = await rig.controller.enqueue([launch(), launch("+12125550124")])
+    await rig.run_pass()
+    for attempt, end_type in (
+        (ours, EndType.AGENT_HANGUP),
+        (theirs, EndType.USER_HANGUP),
+    ):
+        plan = await rig.controller.plan_for(attempt.id)
+        assert plan is not None
+        await rig.controller.call_answered(attempt.id, rig.clock())
+        now = rig.clock()
+        await rig.controller.call_ended(
+            CallOutcome(
+                call_id=attempt.id,
+                conversation_id=plan.conversation_id,
+                started_at=now,
+                ended_at=now,
+                end_type=end_type,
+            )
+        )
+
+    # The callee hanging up needs no hangup from us; our own ending does.
+    assert rig.dialer.hangups == [f"P-{ours.id}"]
+
+
 async def test_unknown_provider_fails_initiation(make_rig: Any) -> None:
     rig = await make_rig(
         campaign(
