@@ -110,3 +110,13 @@ async def rig(amd_engine: AmdEngine) -> AsyncIterator[Rig]:
 async def pcmu_rig(amd_engine: AmdEngine) -> AsyncIterator[Rig]:
     async for r in make_rig(amd_engine, settings(codecs=["audio/PCMU"])):
         yield r
+
+
+@pytest_asyncio.fixture(params=["opus", "pcmu"])
+async def codec_rig(
+    request: pytest.FixtureRequest, amd_engine: AmdEngine
+) -> AsyncIterator[Rig]:
+    """The rig answering with Opus (the offer's first codec), then PCMU only."""
+    codecs = [] if request.param == "opus" else ["audio/PCMU"]
+    async for r in make_rig(amd_engine, settings(codecs=codecs)):
+        yield r

@@ -30,12 +30,18 @@ FRAME = 160
 
 
 class RecordingTrack(MediaStreamTrack):
-    """A recording at real time, then silence until the peer hangs up."""
+    """A recording at real time, then silence until the peer hangs up.
+
+    With `drop_every` N, every Nth frame is never sent (its time passes,
+    its pts is skipped), as a lost packet looks to the receiver.
+    """
 
     kind = "audio"
 
-    def __init__(self, pcm: NDArray[np.int16]) -> None:
+    def __init__(self, pcm: NDArray[np.int16], *, drop_every: int = 0) -> None:
         super().__init__()
+        self._drop_every = drop_every
+        self.dropped = 0
         padded = -len(pcm) % FRAME
         self._pcm = np.concatenate((pcm, np.zeros(padded, np.int16)))
         self._pts = 0
@@ -45,10 +51,12 @@ class RecordingTrack(MediaStreamTrack):
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        now = time.monotonic()
         if self._start is None:
-            self._start = now
-        wait = self._start + self._pts / RATE - now
+            self._start = time.monotonic()
+        if self._drop_every and self._pts // FRAME % self._drop_every == 1:
+            self._pts += FRAME  # this frame is lost
+            self.dropped += 1
+        wait = self._start + self._pts / RATE - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
         chunk = self._pcm[self._pts : self._pts + FRAME]
@@ -70,9 +78,9 @@ class TestPeer:
 
     __test__ = False  # not a test class
 
-    def __init__(self, pcm: NDArray[np.int16]) -> None:
+    def __init__(self, pcm: NDArray[np.int16], *, drop_every: int = 0) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.track = RecordingTrack(pcm)
+        self.track = RecordingTrack(pcm, drop_every=drop_every)
         self.pc.addTrack(self.track)
         self.heard: list[NDArray[np.int16]] = []
         self.remote_codec = ""

@@ -145,3 +145,22 @@ async def test_bye_over_signaling_ends_the_call_as_user_hangup(rig: Rig) -> None
     # A bye for a call that is over finds nothing.
     again = await rig.http.post(f"{rig.url}/bye", json={"token": token})
     assert again.status_code == 404
+
+
+async def test_lost_packets_are_filled_so_stream_time_stays_true(
+    codec_rig: Rig,
+) -> None:
+    rig = codec_rig
+    plan, token = rig.plan()
+    peer = TestPeer(recording(HUMAN), drop_every=5)  # 20 % loss
+    await play_then_hang_up(rig, peer, token)
+    outcome = await rig.outcomes.wait_outcome(plan.call_id, within_s=10)
+    session = await session_of(rig, plan.call_id)
+
+    assert peer.track.dropped >= 30
+    assert session.counters.counts["gaps"] >= peer.track.dropped // 2
+    # Silence took the lost frames' place: the stream is as long as it was
+    # played (3.8 s), not 20 % shorter.
+    assert session.stream_ms >= 3600
+    assert outcome.verdict is not None
+    assert outcome.verdict.label is Label.HUMAN
