@@ -120,3 +120,19 @@ def test_two_separate_beeps_stay_two() -> None:
     pcm = np.concatenate([silence(300), tone(1000, 200), silence(100), tone(1000, 200)])
     found = detect(np.concatenate([pcm, silence(300)]))
     assert [b.duration_ms for b in found] == [200, 200]
+
+
+def test_beep_with_noise_jittered_frequency_stays_one_beep() -> None:
+    # Over 10 dB of office noise each frame's frequency estimate wanders by
+    # several hertz; a tone that really wanders that much is still one beep.
+    rate, phase, pieces = 8000, 0.0, []
+    for k in range(50):
+        f = 640.0 + (6.0, -6.0, 0.0, 5.0, -5.0)[k % 5]
+        t = np.arange(FRAME) / rate
+        pieces.append(np.sin(phase + 2 * np.pi * f * t))
+        phase += 2 * np.pi * f * FRAME / rate
+        pieces[-1] += 0.07 * np.sin(2 * np.pi * 1900 * t + k)  # noise-like residual
+    wobble = (np.concatenate(pieces) * 8000).astype(np.int16)
+    found = detect(np.concatenate([silence(500), wobble, silence(500)]))
+    assert len(found) == 1
+    assert abs(found[0].duration_ms - 1000) <= 20
