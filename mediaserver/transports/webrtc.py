@@ -275,9 +275,12 @@ class WebRtcCall:
         finally:
             for task in helpers:
                 task.cancel()
-            for task in helpers:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            results = await asyncio.gather(*helpers, return_exceptions=True)
+            for task, result in zip(helpers, results, strict=True):
+                if isinstance(result, Exception):
+                    log.error(
+                        "%s failed", task.get_name(), exc_info=result, extra=self._extra
+                    )
             self._count(session)
             if not session.ended:
                 await session.on_carrier_gone(reason)
@@ -316,7 +319,10 @@ class WebRtcCall:
     async def _echo_marks(self, session: CallSession) -> None:
         while True:
             name = await self.outbound.played.get()
-            await session.on_mark(name)
+            try:
+                await session.on_mark(name)
+            except Exception:  # one failed echo must not stop the others
+                log.exception("mark echo failed", extra=self._extra)
 
     async def _watch(self) -> None:
         # ICE failure or a closed DTLS transport: stop the track so the pump
