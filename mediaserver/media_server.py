@@ -82,6 +82,11 @@ class MediaServer:
         self.recent: deque[CallSession] = deque(maxlen=256)
         self.port = 0
 
+    @property
+    def gate(self) -> StreamGate:
+        """What other transports (WebRTC) share: plans, observer, AMD, lag."""
+        return self._gate
+
     async def start(self) -> None:
         self._server = await serve(
             self._handle,
