@@ -20,7 +20,9 @@ scale is about 90 dB and a chunk of -40 dBFS is about 50 dB.
 * Speech `background_db` or more below the foreground talker (the loudest
   recent speech) is someone else, a TV or a radio in the room, and is not
   counted, except for a few chunks right after the talker's own speech: a
-  word's tail fades below that bar.
+  word's tail fades below that bar. Speech starting after a pause must come
+  within `START_WITHIN_DB` of the talker, a stricter bar: a TV's loudest
+  words cannot open an utterance of their own.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ SNR_SHARE = 3.0
 MIN_MARGIN_DB = 2.0
 WEAK_MIN_PROB = 0.95
 SPEECH_PROB = 0.5  # a chunk at least this likely is speech, for the statistics
+QUIET_PROB = 0.35  # below this the segmenter counts a chunk as quiet
+START_WITHIN_DB = 14.0
 
 
 class RecentPeak:
@@ -86,6 +90,7 @@ class LevelGate:
         self._floor_cap_db = floor_cap_db
         self._tail_chunks = tail_chunks
         self._tail = tail_chunks + 1  # chunks since the talker's last loud one
+        self._quiet_run = 2  # chunks in a row the segmenter would call quiet
 
     @property
     def floor_db(self) -> float | None:
@@ -109,6 +114,21 @@ class LevelGate:
 
     def judge(self, prob: float, level_db: float) -> float:
         """The model's probability for a chunk, with the level tests applied."""
+        foreground = self._foreground.level_db
+        out = self._judge(prob, level_db)
+        # Speech starting anew must come within `START_WITHIN_DB` of the
+        # talker: a TV's loudest words then cannot open an utterance.
+        if (
+            out >= SPEECH_PROB
+            and self._quiet_run >= 2
+            and foreground is not None
+            and level_db < foreground - START_WITHIN_DB
+        ):
+            out = 0.0
+        self._quiet_run = self._quiet_run + 1 if out < QUIET_PROB else 0
+        return out
+
+    def _judge(self, prob: float, level_db: float) -> float:
         if not self._above_noise(prob, level_db):
             self._floor.add(level_db)
             self._foreground.add(-math.inf)

@@ -117,3 +117,15 @@ def test_quiet_handset_after_g711_is_heard(
     assert v.label is Label.HUMAN
     unlifted = AmdSettings(vad_max_gain=1.0)
     assert verdict(play(AmdPipeline(unlifted, vad=vad), pcm)).label is Label.NO_AUDIO
+
+
+def test_new_speech_far_below_the_talker_cannot_start() -> None:
+    g = gate()
+    feed(g, [(20.0, 0.0)] * 10 + [(70.0, 0.99)] * 10 + [(20.0, 0.0)] * 5)
+    # 15 dB down, after a pause: inside the background bar, yet too quiet to
+    # open an utterance; 10 dB down it may.
+    assert feed(g, [(55.0, 0.99)] * 3) == [0.0] * 3
+    feed(g, [(20.0, 0.0)] * 5)
+    assert feed(g, [(60.0, 0.99)] * 3) == [0.99] * 3
+    # Once open, the same 15 dB-down speech goes on counting.
+    assert feed(g, [(55.0, 0.99)] * 3) == [0.99] * 3
