@@ -84,6 +84,9 @@ class TwilioSettings(
 ):
     account_sid: str = ""
     auth_token: Secret = Secret("")
+    # Test only: where the SDK's api.twilio.com requests go (a loopback fake).
+    # Empty in production: the official API.
+    api_base: str = ""
 
 
 class TelnyxSettings(
@@ -92,6 +95,9 @@ class TelnyxSettings(
     api_key: Secret = Secret("")
     public_key: str = ""  # base64 Ed25519 key that signs webhooks
     connection_id: str = ""
+    # Test only: where Call Control requests go (a loopback fake). Empty in
+    # production: the official API.
+    api_base: str = ""
 
 
 class CarrierSettings(
@@ -248,6 +254,16 @@ def _check(settings: Settings) -> None:
         ("server.public_url", settings.server.public_url, ("http", "https")),
         ("media.public_url", settings.media.public_url, ("ws", "wss")),
         ("llm.base_url", settings.llm.base_url, ("http", "https")),
+        (
+            "carriers.twilio.api_base",
+            settings.carriers.twilio.api_base,
+            ("http", "https"),
+        ),
+        (
+            "carriers.telnyx.api_base",
+            settings.carriers.telnyx.api_base,
+            ("http", "https"),
+        ),
     ):
         if url and (urlsplit(url).scheme not in schemes or not urlsplit(url).netloc):
             errors.append(f"{dotted}: {url!r} is not a {'/'.join(schemes)} URL")

@@ -235,7 +235,8 @@ class Service:
             from mediaserver.carriers.twilio import TwilioCredentials, TwilioDialer
 
             dialers["twilio"] = TwilioDialer(
-                TwilioCredentials(twilio.account_sid, twilio.auth_token.reveal())
+                TwilioCredentials(twilio.account_sid, twilio.auth_token.reveal()),
+                api_base=twilio.api_base or None,  # set only in tests and demos
             )
         telnyx = self.settings.carriers.telnyx
         if telnyx.api_key and telnyx.connection_id:
@@ -246,7 +247,8 @@ class Service:
                     api_key=telnyx.api_key.reveal(),
                     connection_id=telnyx.connection_id,
                     public_key=telnyx.public_key,
-                )
+                ),
+                api_base=telnyx.api_base or None,  # set only in tests and demos
             )
         return dialers
 

@@ -120,3 +120,15 @@ def test_cli_reports_a_bad_file_and_exits_2(
     monkeypatch.setenv("CALLWRIGHT_API_KEYS", KEY)
     assert main(["config", "--config", str(bad)]) == 2
     assert "server.port" in capsys.readouterr().err
+
+
+def test_carrier_api_base_is_test_only_and_must_be_http() -> None:
+    assert load_settings(None, env={}).carriers.twilio.api_base == ""
+    env = {"CALLWRIGHT_CARRIERS_TELNYX_API_BASE": "ftp://127.0.0.1:9"}
+    with pytest.raises(ConfigError, match=r"carriers\.telnyx\.api_base"):
+        load_settings(None, env=env)
+    ok = {"CALLWRIGHT_CARRIERS_TWILIO_API_BASE": "http://127.0.0.1:9"}
+    assert (
+        load_settings(None, env=ok).carriers.twilio.api_base
+        == ok["CALLWRIGHT_CARRIERS_TWILIO_API_BASE"]
+    )
