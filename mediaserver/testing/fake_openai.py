@@ -2,7 +2,9 @@
 
 Answers come, in order of precedence, from `by_audio` (keyed by the
 sha256 of the WAV bytes in a request's `input_audio` part, so a test can
-say "this greeting is a machine"), then from the `script` queue, then
+say "this greeting is a machine"), then from `rule` (a function of the
+request body and those WAV bytes that may decline with None: a
+deterministic stand-in model), then from the `script` queue, then
 `default`. An `Answer` is model text (valid or not: the fake does not
 care), an HTTP error in the API's error shape, a late answer, or a
 dropped connection. Every request is kept in `requests` for assertions.
@@ -17,6 +19,7 @@ import hashlib
 import itertools
 import time
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -61,6 +64,10 @@ class ChatRequest(msgspec.Struct, frozen=True, kw_only=True):
         return "\n".join(out)
 
 
+# A stand-in model: (request body, input audio WAV or None) -> answer or None.
+Rule = Callable[[dict[str, Any], bytes | None], Answer | None]
+
+
 def audio_key(wav: bytes) -> str:
     """The key `by_audio` uses for a WAV file."""
     return hashlib.sha256(wav).hexdigest()
@@ -69,9 +76,12 @@ def audio_key(wav: bytes) -> str:
 class FakeOpenAI:
     """Serves scripted chat completions at `base_url` (ends in /v1)."""
 
-    def __init__(self, *, default: Answer | None = None) -> None:
+    def __init__(
+        self, *, default: Answer | None = None, rule: Rule | None = None
+    ) -> None:
         self.requests: list[ChatRequest] = []
         self.by_audio: dict[str, Answer] = {}
+        self.rule = rule
         self.default = default or Answer(content="{}")
         self._script: deque[Answer] = deque()
         self._ids = itertools.count(1)
@@ -117,8 +127,9 @@ class FakeOpenAI:
         except msgspec.DecodeError:
             return _error(400, "request body is not JSON")
 
-        key = _audio_sha256(body)
-        answer = self._pick(key)
+        wav = _input_audio(body)
+        key = None if wav is None else (audio_key(wav) if wav else "invalid-base64")
+        answer = self._pick(key, body, wav or None)
         async with self._arrived:
             self.requests.append(
                 ChatRequest(
@@ -134,9 +145,11 @@ class FakeOpenAI:
             return _error(answer.status, "scripted failure")
         return Response(body=self._completion(str(body.get("model", "")), answer))
 
-    def _pick(self, key: str | None) -> Answer:
+    def _pick(self, key: str | None, body: dict[str, Any], wav: bytes | None) -> Answer:
         if key is not None and key in self.by_audio:
             return self.by_audio[key]
+        if self.rule is not None and (ruled := self.rule(body, wav)) is not None:
+            return ruled
         return self._script.popleft() if self._script else self.default
 
     def _completion(self, model: str, answer: Answer) -> bytes:
@@ -163,7 +176,8 @@ class FakeOpenAI:
         return msgspec.json.encode(completion)
 
 
-def _audio_sha256(body: dict[str, Any]) -> str | None:
+def _input_audio(body: dict[str, Any]) -> bytes | None:
+    """The first input_audio part's decoded bytes; b"" when not base64."""
     for message in body.get("messages", []):
         content = message.get("content")
         if not isinstance(content, list):
@@ -172,9 +186,9 @@ def _audio_sha256(body: dict[str, Any]) -> str | None:
             if isinstance(part, dict) and part.get("type") == "input_audio":
                 data = part.get("input_audio", {}).get("data", "")
                 try:
-                    return audio_key(base64.b64decode(data, validate=True))
+                    return base64.b64decode(data, validate=True)
                 except ValueError:
-                    return "invalid-base64"
+                    return b""
     return None
 
 
