@@ -243,7 +243,7 @@ def hard_cases(src: Sources) -> list[Case]:
 
     def after(lead: Pcm, piece: Pcm) -> int:
         end = first_utterance_end_ms(piece) or 0
-        return lead.shape[0] * 1000 // RATE + end
+        return int(lead.shape[0]) * 1000 // RATE + end
 
     for key, hello in hellos.items():
         # A phone line is never digitally silent; the studio prompts are.
@@ -334,10 +334,10 @@ def hard_cases(src: Sources) -> list[Case]:
     }
     for key, (name, start) in long_voices.items():
         # Cut from where the voice starts: the first phrase is `first` ms of speech.
-        voice = start + _onset_ms(src.cut(name, start, start + 4000))
+        voice_at = start + _onset_ms(src.cut(name, start, start + 4000))
         for first, pause in ((1200, 700), (900, 600), (600, 600)):
-            head = src.cut(name, voice, voice + first)
-            rest = src.cut(name, voice + first, voice + 3800)
+            head = src.cut(name, voice_at, voice_at + first)
+            rest = src.cut(name, voice_at + first, voice_at + 3800)
             parts = [silence(300), head, silence(pause), rest, silence(800)]
             onset = sum(p.shape[0] for p in parts) * 1000 // RATE
             parts += [tone(700, 400), silence(1500)]
