@@ -81,8 +81,12 @@ class LevelGate:
     ) -> None:
         self.margin_db = margin_db
         self._floor = NoiseFloor(margin_db, window_chunks)
+        # The gain runs when a chunk arrives, the tests when its probability
+        # does (later, when batched): each keeps its own statistics so that
+        # batched and inline calls decide alike.
         self._loudest = RecentPeak(window_chunks)
-        self._quietest = NoiseFloor(0.0, window_chunks)  # for the gain only
+        self._quietest = NoiseFloor(0.0, window_chunks)
+        self._heard = RecentPeak(window_chunks)
         self._foreground = RecentPeak(foreground_chunks)
         self._background_db = background_db
         self._max_gain = max_gain
@@ -129,6 +133,7 @@ class LevelGate:
         return out
 
     def _judge(self, prob: float, level_db: float) -> float:
+        self._heard.add(level_db)
         if not self._above_noise(prob, level_db):
             self._floor.add(level_db)
             self._foreground.add(-math.inf)
@@ -149,7 +154,7 @@ class LevelGate:
         floor = self._floor.floor_db
         if floor is None or level_db >= floor + self.margin_db:
             return True
-        loudest = self._loudest.level_db
+        loudest = self._heard.level_db
         if loudest is None:
             return False
         margin = min(self.margin_db, max(MIN_MARGIN_DB, (loudest - floor) / SNR_SHARE))

@@ -25,7 +25,9 @@ class AmdSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Quiet audio is lifted up to this for the VAD, never lifting the line's
     # noise floor above about -54 dBFS (see levels.py).
     vad_max_gain: float = 4.0
-    noise_margin_db: float = 9.0  # speech must be this far above the noise floor
+    # Speech must stand this far above the noise floor (0 turns the level
+    # tests of levels.py and the input gain off).
+    noise_margin_db: float = 9.0
     noise_window_ms: int = 1500  # the floor is the quietest chunk this far back
     # Speech this far below the loudest recent speech is a TV or radio, not
     # the callee.
