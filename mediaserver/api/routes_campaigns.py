@@ -15,13 +15,14 @@ from litestar.params import BodyKwarg, FromPath, QueryParameter
 from mediaserver.api.auth import SECURITY
 from mediaserver.api.backend import Backend
 from mediaserver.api.schemas import CampaignPage, Canceled, ImportReport
+from mediaserver.controller.campaign import Campaign
 
 T = TypeVar("T")
 
-# Campaigns travel as plain JSON objects checked by `parse_campaign`, not as
-# typed Struct parameters: Litestar 2.25's OpenAPI generator fails on a
-# Struct default holding a list (CallingWindow.days). The campaign's schema
-# is served at /schema/campaign.json instead.
+# A campaign comes in as a plain JSON object checked by `parse_campaign`, so
+# a 422 names every bad field by its dotted path (Litestar's own decoding
+# would stop at the first); its JSON Schema is at /schema/campaign.json.
+# Responses are typed: the OpenAPI document describes the Campaign.
 CampaignBody = Annotated[
     dict[str, Any],
     BodyKwarg(
@@ -29,7 +30,7 @@ CampaignBody = Annotated[
         description="A campaign; its JSON Schema is at /schema/campaign.json",
     ),
 ]
-CampaignOut = Any
+CampaignOut = Campaign
 
 MAX_CSV_BYTES = 512 * 1024 * 1024  # large files stream; this only bounds abuse
 CSV_CHUNK = 64 * 1024

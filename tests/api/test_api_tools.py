@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Litestar, post
+from litestar.params import Body
 
 from mediaserver.controller.campaign import Campaign, actions_view, parse_campaign
 from tests.api.conftest import Api, campaign_body
@@ -113,10 +114,20 @@ async def test_an_inline_tool_is_still_accepted(api: Api) -> None:
 def test_litestar_can_describe_a_typed_campaign_body() -> None:
     # A Struct default (not a factory) holding a list broke schema generation.
     @post("/typed")
-    async def typed(data: Campaign) -> None:
+    async def typed(data: Annotated[Campaign, Body()]) -> None:
         return None
 
     schema = Litestar([typed]).openapi_schema.to_schema()
     properties = schema["components"]["schemas"]["Campaign"]["properties"]
     assert "calling_window" in properties
     assert "tools" in properties
+
+
+async def test_the_served_openapi_describes_campaign_responses(api: Api) -> None:
+    response = await api.client.get("/schema/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    created = document["paths"]["/campaigns"]["post"]["responses"]["201"]
+    ref = created["content"]["application/json"]["schema"]["$ref"]
+    assert ref.endswith("/Campaign")
+    assert "tools" in document["components"]["schemas"]["Campaign"]["properties"]
