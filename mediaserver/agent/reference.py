@@ -174,7 +174,8 @@ class _Conversation:
 
     async def _on_event(self, event: ap.ToAgent) -> bool:
         """Handle one event; False when the conversation is over."""
-        self.record.events.append(type(event).__struct_config__.tag or "?")  # type: ignore[arg-type]
+        tag = type(event).__struct_config__.tag
+        self.record.events.append(str(tag) if tag is not None else "?")
         self.record.messages.append(event)
         self.record.received_at.append(time.monotonic())
         if isinstance(event, ap.StopSpeakingEvent):

@@ -76,7 +76,8 @@ async def test_two_nodes_deliver_each_event_once(
 
         tried = await asyncio.gather(*(w.drain() for w in workers))
         assert sum(tried) == 30
-        calls = [d.request.json()["call_queue_id"] for d in receiver.deliveries]  # type: ignore[index]
+        bodies = [d.request.json() for d in receiver.deliveries]
+        calls = [body["call_queue_id"] for body in bodies]  # type: ignore[index]
         assert sorted(calls) == sorted(ids)
         assert all(d.signature_ok for d in receiver.deliveries)
 
