@@ -8,10 +8,14 @@ no_answer, failed. An answered call with a recording opens a Twilio Media
 Stream to our own media endpoint, exactly as Twilio would, with the
 per-call token in `customParameters.token`.
 
-Behaviours: `answer:<wav path>` (8 kHz mono WAV; `hold` adds silence after
-it), `answer` (no media, held `hold` s),
-`busy`, `decline`, `no_answer`, `fail`, `dial_error` (the dial request is
-refused); options after `;`, e.g. `busy;ring=0.5`, `answer;hold=2`.
+Behaviours (docs/simulated-carrier.md): `answer:<wav path>` (8 kHz mono
+WAV inside one of `recordings_dirs`; `hold` adds silence after it), `answer`
+(no media, held `hold` s), `busy`, `decline`, `no_answer`, `fail`,
+`dial_error` (the dial request is refused); options after `;`, e.g.
+`busy;ring=0.5`, `answer;hold=2`. Parsing is strict: a behaviour that does
+not parse, or names a recording outside the folders, refuses the dial
+(the attempt ends initiation_failed with the reason). A recording that
+cannot be played fails the call with the error text; it never hangs.
 
 Every dial and status is appended to an optional durable log (one JSON
 line, fsynced) so a test can count dials across crashes, and so `lookup`
@@ -24,9 +28,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import msgspec
@@ -39,6 +44,7 @@ from mediaserver.controller.dialer import (
     DialRequest,
     DialResult,
 )
+from mediaserver.corpus import default_corpus_dir
 from mediaserver.errors import CarrierError, ValidationError
 from mediaserver.logs import mask_number
 from mediaserver.plan import PlanSource
@@ -60,18 +66,15 @@ class SimBehavior(msgspec.Struct, frozen=True, kw_only=True):
 def parse_behavior(text: str) -> SimBehavior:
     """Read `kind[:recording][;ring=S][;hold=S]`; raises `ValidationError`."""
     head, *options = [part.strip() for part in text.split(";")]
-    kind, _, recording = head.partition(":")
+    kind, colon, recording = (part.strip() for part in head.partition(":"))
     if kind not in KINDS:
-        raise ValidationError({"sim_behavior": f"unknown behaviour {kind!r}"})
-    values: dict[str, float] = {}
-    for option in options:
-        name, _, raw = option.partition("=")
-        if name not in ("ring", "hold"):
-            raise ValidationError({"sim_behavior": f"unknown option {name!r}"})
-        try:
-            values[name] = float(raw)
-        except ValueError:
-            raise ValidationError({"sim_behavior": f"{name} needs seconds"}) from None
+        known = ", ".join(KINDS)
+        raise _bad(f"unknown behaviour {kind!r}; one of {known}")
+    if colon and kind != "answer":
+        raise _bad(f"{kind} takes no recording")
+    if colon and not recording:
+        raise _bad("answer: needs a recording path after the colon")
+    values = _options(options)
     return SimBehavior(
         kind=kind,
         recording=Path(recording) if recording else None,
@@ -79,6 +82,70 @@ def parse_behavior(text: str) -> SimBehavior:
         hold_s=values.get("hold", 1.0),
         hold_given="hold" in values,
     )
+
+
+def _options(options: list[str]) -> dict[str, float]:
+    """`ring=S` and `hold=S`, each at most once, in finite seconds >= 0."""
+    values: dict[str, float] = {}
+    for option in options:
+        name, _, raw = (part.strip() for part in option.partition("="))
+        if name not in ("ring", "hold"):
+            raise _bad(f"unknown option {name!r}; options are ring=S and hold=S")
+        if name in values:
+            raise _bad(f"{name} given twice")
+        try:
+            seconds = float(raw)
+        except ValueError:
+            raise _bad(f"{name} needs seconds, e.g. {name}=2") from None
+        if not math.isfinite(seconds) or seconds < 0:
+            raise _bad(f"{name} needs seconds of 0 or more")
+        values[name] = seconds
+    return values
+
+
+def _bad(reason: str) -> ValidationError:
+    return ValidationError({"sim_behavior": reason})
+
+
+def resolve_recording(recording: Path, folders: Sequence[Path]) -> Path:
+    """The recording's real path, inside one of `folders`; raises `ValidationError`.
+
+    A relative path is looked up in each folder in turn; an absolute one must
+    already lie inside a folder. `..` is refused outright, and symbolic links
+    are followed before the check, so no path leaves the folders.
+    """
+    if ".." in recording.parts:
+        raise _bad("a recording path may not contain '..'")
+    roots = [folder.resolve() for folder in folders]
+    if recording.is_absolute():
+        candidates = [recording.resolve()]
+    else:
+        candidates = [root / recording for root in roots]
+    for candidate in candidates:
+        real = candidate.resolve()
+        inside = any(real.is_relative_to(root) for root in roots)
+        if inside and (real.is_file() or recording.is_absolute()):
+            return real
+    if recording.is_absolute():
+        raise _bad("the recording is outside the simulated carrier's folders")
+    raise _bad(f"no recording {str(recording)!r} in the simulated carrier's folders")
+
+
+def validate_sim_behavior(
+    text: str, recordings_dirs: Sequence[Path] | None = None
+) -> str | None:
+    """None if `text` is a valid behaviour, else the reason (for a 422).
+
+    With `recordings_dirs`, the recording must also be found inside them
+    (the dial checks this again: files can move between launch and dial).
+    """
+    try:
+        behavior = parse_behavior(text)
+        if behavior.recording is not None and recordings_dirs is not None:
+            resolve_recording(behavior.recording, recordings_dirs)
+    except ValidationError as exc:
+        return str(exc.errors.get("sim_behavior", exc))
+    return None
 
 
 class _Call:
@@ -91,7 +158,11 @@ class _Call:
 
 
 class SimulatedCarrier:
-    """A `Dialer` (with `lookup`) that plays callees in-process."""
+    """A `Dialer` (with `lookup`) that plays callees in-process.
+
+    `recordings_dirs` are the only folders recordings are read from; the
+    default is the corpus folder (`default_corpus_dir()`) and nothing else.
+    """
 
     name = "simulated"
 
@@ -104,12 +175,16 @@ class SimulatedCarrier:
         speed: float = 1.0,
         default_behavior: str = "answer",
         clock: Clock | None = None,
+        recordings_dirs: Sequence[Path] | None = None,
     ) -> None:
         self._plans = plans
         self._sink = sink
         self._log_path = log_path
         self._speed = speed
         self._default = parse_behavior(default_behavior)
+        if recordings_dirs is None:
+            recordings_dirs = [default_corpus_dir()]
+        self.recordings_dirs = list(recordings_dirs)
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._calls: dict[str, _Call] = {}
 
@@ -121,7 +196,13 @@ class SimulatedCarrier:
     # -- Dialer ------------------------------------------------------------
 
     async def dial(self, request: DialRequest) -> DialResult:
-        behavior = await self._behavior_for(request.call_id)
+        try:
+            behavior = await self._behavior_for(request.call_id)
+        except ValidationError as exc:
+            reason = exc.errors.get("sim_behavior", str(exc))
+            raise CarrierError(
+                f"invalid sim_behavior: {reason}", retryable=False
+            ) from None
         if behavior.kind == "dial_error":
             raise CarrierError("simulated carrier refused the dial", retryable=False)
 
@@ -174,19 +255,39 @@ class SimulatedCarrier:
     # -- the callee --------------------------------------------------------
 
     async def _behavior_for(self, call_id: str) -> SimBehavior:
+        """The contact's behaviour, its recording resolved; `ValidationError`."""
         plan = await self._plans.plan_for(call_id) if self._plans else None
-        if plan is None:
-            return self._default
-        text = plan.metadata.get("sim_behavior") or plan.variables.get("sim_behavior")
-        if not isinstance(text, str) or not text:
-            return self._default
-        try:
-            return parse_behavior(text)
-        except ValidationError as exc:
-            log.warning("bad sim_behavior, using the default: %s", exc)
-            return self._default
+        text = None
+        if plan is not None:
+            text = plan.metadata.get("sim_behavior")
+            if text is None or text == "":
+                text = plan.variables.get("sim_behavior")
+        if text is None or text == "":
+            behavior = self._default
+        elif not isinstance(text, str):
+            raise _bad(f"must be text, got {type(text).__name__}")
+        else:
+            behavior = parse_behavior(text)
+        if behavior.recording is None:
+            return behavior
+        real = resolve_recording(behavior.recording, self.recordings_dirs)
+        return msgspec.structs.replace(behavior, recording=real)
 
     async def _play(self, call: _Call, behavior: SimBehavior) -> None:
+        """The callee's side; any failure ends the call failed, with its text."""
+        try:
+            await self._play_callee(call, behavior)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "simulated call failed: %s",
+                exc,
+                extra={"call_id": call.request.call_id},
+            )
+            await self._report(call, CarrierStatus.FAILED, f"simulated callee: {exc}")
+
+    async def _play_callee(self, call: _Call, behavior: SimBehavior) -> None:
         await self._report(call, CarrierStatus.INITIATED)
         await self._sleep(min(behavior.ring_s, 0.1))
         await self._report(call, CarrierStatus.RINGING)
@@ -204,17 +305,20 @@ class SimulatedCarrier:
             await self._report(call, ending)
             return
 
-        await self._report(call, CarrierStatus.ANSWERED)
         if behavior.recording is not None and call.request.media_url:
-            from mediaserver.carriers.sim_media import stream_recording
+            from mediaserver.carriers.sim_media import load_recording, stream_recording
 
+            # Read before answering: a recording that cannot play fails the call.
+            pcm = load_recording(behavior.recording)
+            await self._report(call, CarrierStatus.ANSWERED)
             await stream_recording(
                 call.request,
-                behavior.recording,
+                pcm,
                 speed=self._speed,
                 hold_s=behavior.hold_s if behavior.hold_given else 0.0,
             )
         else:
+            await self._report(call, CarrierStatus.ANSWERED)
             await self._sleep(behavior.hold_s)
         await self._report(call, CarrierStatus.COMPLETED)
 

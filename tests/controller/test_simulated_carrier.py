@@ -155,7 +155,10 @@ async def test_answer_streams_the_recording_like_twilio(
 
     sink = EventLog()
     carrier = SimulatedCarrier(
-        sink=sink, speed=20, default_behavior=f"answer:{recording};ring=0"
+        sink=sink,
+        speed=20,
+        default_behavior=f"answer:{recording};ring=0",
+        recordings_dirs=[tmp_path],
     )
     await carrier.dial(request(media_url=url))
     await _wait_for(
