@@ -20,8 +20,12 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from mediaserver.controller.campaign import Campaign
-from mediaserver.controller.window import Window, next_opening_all, zones_for
-from mediaserver.errors import ValidationError
+from mediaserver.controller.window import (
+    Window,
+    applied_zone_names,
+    next_opening_all,
+    zones_by_name,
+)
 from mediaserver.logs import RateLimitedLog
 from mediaserver.store.queue import Attempt, QueueStore
 
@@ -250,8 +254,5 @@ class Dispatcher:
 
 def window_opening(window: Window, attempt: Attempt, now: dt.datetime) -> dt.datetime:
     """When `attempt` may be dialled: `now` if its window is open."""
-    try:
-        zones = zones_for(attempt.recipient_number, attempt.timezone)
-    except ValidationError:
-        zones = zones_for(attempt.recipient_number, None)
-    return next_opening_all(window, now, zones)
+    names = applied_zone_names(attempt.recipient_number, attempt.timezone)
+    return next_opening_all(window, now, zones_by_name(names))

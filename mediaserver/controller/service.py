@@ -188,6 +188,7 @@ class Controller:
             metadata=dict(launch.metadata),
             timezone=launch.timezone,
             source_row=launch.row,
+            calling_window=campaign.calling_window,
         )
 
     # -- dialling (called by the dispatcher, intent already recorded) ------
@@ -337,6 +338,7 @@ class Controller:
                 metadata=attempt.metadata,
                 timezone=attempt.timezone,
                 source_row=attempt.source_row,
+                calling_window=campaign.calling_window,
             ),
             conn=conn,
         )

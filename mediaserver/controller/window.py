@@ -22,6 +22,7 @@ import msgspec
 from mediaserver.controller.campaign import WEEKDAYS
 from mediaserver.controller.campaign import CallingWindow as WindowSpec
 from mediaserver.controller.numbers import contact_timezones
+from mediaserver.errors import ValidationError
 
 _DAY_S = 86_400
 _MAX_ZONE_ROUNDS = 32
@@ -126,4 +127,39 @@ def zones_for(number: str, override: str | None) -> tuple[ZoneInfo, ...]:
     A number phonenumbers cannot place gets no zones: its window is then
     not applied (docs/call-status.md says so).
     """
-    return tuple(_zone(name) for name in contact_timezones(number, override))
+    return zones_by_name(contact_timezones(number, override))
+
+
+def zones_by_name(names: Sequence[str]) -> tuple[ZoneInfo, ...]:
+    return tuple(_zone(name) for name in names)
+
+
+def applied_zone_names(number: str, override: str | None) -> tuple[str, ...]:
+    """The zones the window holds in: a bad override falls back to the number's."""
+    try:
+        return contact_timezones(number, override)
+    except ValidationError:
+        return contact_timezones(number, None)
+
+
+class Placement(msgspec.Struct, frozen=True, kw_only=True):
+    """Where an attempt goes on the queue once its calling window is applied."""
+
+    scheduled_for: dt.datetime  # the requested time, or the window's next opening
+    zone: str | None  # the zone applied, when exactly one (else None)
+    deferred: bool  # the requested time was outside the window
+
+
+def place(window: Window, requested: dt.datetime, names: Sequence[str]) -> Placement:
+    """`requested`, moved to the next opening if the window is closed then.
+
+    `names` are the zones from `applied_zone_names`. Called when an attempt
+    is queued, so the dispatcher does not claim and defer calls that cannot
+    go yet; it still checks again at dispatch.
+    """
+    opening = next_opening_all(window, requested, zones_by_name(names))
+    return Placement(
+        scheduled_for=max(requested, opening),
+        zone=names[0] if len(names) == 1 else None,
+        deferred=opening > requested,
+    )

@@ -6,6 +6,11 @@ status, a history row is written, and `LifecycleHooks.on_transition` runs,
 all in one transaction. Claiming is an atomic conditional UPDATE; on
 PostgreSQL the candidate rows are picked with `FOR UPDATE SKIP LOCKED`, so
 several nodes claim from one queue without waiting on each other.
+
+Queueing applies the campaign's calling window: `scheduled_for` becomes the
+later of the requested time and the window's next opening in the contact's
+zone, and the zone used is stored, so closed-window calls wait in the queue
+instead of being claimed and deferred one by one.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from mediaserver.controller.campaign import CallingWindow
 from mediaserver.controller.hooks import LifecycleHooks, NoHooks
 from mediaserver.controller.status import (
     ACTIVE,
@@ -30,6 +36,13 @@ from mediaserver.controller.status import (
     IllegalTransition,
     can_transition,
 )
+from mediaserver.controller.window import (
+    Placement,
+    Window,
+    applied_zone_names,
+    place,
+)
+from mediaserver.store.campaign_tables import campaign_versions
 from mediaserver.store.db import READ_ONLY
 from mediaserver.store.queue_tables import call_attempts, call_status_history
 
@@ -56,6 +69,8 @@ class NewAttempt(msgspec.Struct, frozen=True, kw_only=True):
     attempt_number: int = 1
     retry_of: str | None = None
     id: str | None = None
+    # The campaign's window, when the caller has it; else the stored version's.
+    calling_window: CallingWindow | None = None
 
 
 class Attempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,6 +106,7 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
     lease_owner: str | None
     lease_until: dt.datetime | None
     dial_intent_at: dt.datetime | None
+    zone: str | None = None  # the zone the calling window was applied in
 
     @classmethod
     def from_row(cls, row: _Row) -> Attempt:
@@ -192,9 +208,20 @@ class QueueStore:
             return []
 
         now = self._clock()
-        rows = [_insert_values(item, now) for item in items]
+        windows = await _windows_for(conn, items)
+        placements: dict[tuple[Any, ...], Placement] = {}
+        rows: list[dict[str, Any]] = []
+        details: list[str] = []
+        for item in items:
+            row = _insert_values(item, now)
+            window = windows[(item.campaign_id, item.campaign_version)]
+            placed = _placed(placements, window, item)
+            row["scheduled_for"] = placed.scheduled_for
+            row["zone"] = placed.zone
+            rows.append(row)
+            details.append(_enqueued_detail(placed))
         await conn.execute(sa.insert(_T), rows)
-        await self._record_many(conn, rows, None, CallStatus.QUEUED, now, "enqueued")
+        await self._record_many(conn, rows, None, CallStatus.QUEUED, now, details)
         return [Attempt.from_row(row) for row in rows]
 
     async def transition(
@@ -381,21 +408,25 @@ class QueueStore:
         old: CallStatus | None,
         new: CallStatus,
         at: dt.datetime,
-        detail: str,
+        detail: str | Sequence[str],
     ) -> None:
-        """History rows and hooks for one status change of many attempts."""
+        """History rows and hooks for one status change of many attempts.
+
+        `detail` is one text for all, or one per row.
+        """
         if not rows:
             return
         old_value = old.value if old else None
+        texts = [detail] * len(rows) if isinstance(detail, str) else list(detail)
         history = [
             {
                 "attempt_id": row["id"],
                 "from_status": old_value,
                 "to_status": new.value,
                 "at": at,
-                "detail": detail,
+                "detail": text,
             }
-            for row in rows
+            for row, text in zip(rows, texts, strict=True)
         ]
         await conn.execute(sa.insert(_H), history)
         for row in rows:
@@ -510,6 +541,68 @@ class QueueStore:
             return list((await conn.execute(query)).mappings())
 
 
+_Key = tuple[str, int]
+
+
+async def _windows_for(
+    conn: AsyncConnection, items: Sequence[NewAttempt]
+) -> dict[_Key, Window | None]:
+    """Each campaign version's calling window: the item's, else the stored one."""
+    found: dict[_Key, Window | None] = {}
+    for item in items:
+        key = (item.campaign_id, item.campaign_version)
+        if key in found:
+            continue
+        spec = item.calling_window or await _stored_window(conn, *key)
+        window = Window.from_spec(spec) if spec is not None else None
+        found[key] = window if window is not None and window.days else None
+    return found
+
+
+async def _stored_window(
+    conn: AsyncConnection, campaign_id: str, version: int
+) -> CallingWindow | None:
+    """The saved version's window; None if the campaign is not in this store."""
+    query = sa.select(campaign_versions.c.body).where(
+        campaign_versions.c.campaign_id == campaign_id,
+        campaign_versions.c.version == version,
+    )
+    body = (await conn.execute(query)).scalar_one_or_none()
+    if not isinstance(body, Mapping):
+        return None
+    try:  # a missing block is the campaign default, as when it was read
+        return msgspec.convert(body.get("calling_window") or {}, CallingWindow)
+    except msgspec.ValidationError:
+        return None
+
+
+def _placed(
+    memo: dict[tuple[Any, ...], Placement], window: Window | None, item: NewAttempt
+) -> Placement:
+    """`place`, remembered per batch: a CSV's rows share window, time and zones."""
+    names = applied_zone_names(item.recipient_number, item.timezone)
+    key = (window, item.scheduled_for, names)
+    placed = memo.get(key)
+    if placed is None:
+        if window is None:  # no window known here; the dispatcher still checks
+            zone = names[0] if len(names) == 1 else None
+            placed = Placement(
+                scheduled_for=item.scheduled_for, zone=zone, deferred=False
+            )
+        else:
+            placed = place(window, item.scheduled_for, names)
+        memo[key] = placed
+    return placed
+
+
+def _enqueued_detail(placed: Placement) -> str:
+    if not placed.deferred:
+        return "enqueued"
+    return (
+        f"enqueued; outside calling window until {placed.scheduled_for:%Y-%m-%dT%H:%M}Z"
+    )
+
+
 def _insert_values(item: NewAttempt, now: dt.datetime) -> dict[str, Any]:
     return {
         "id": item.id or ordered_id(),
@@ -542,4 +635,5 @@ def _insert_values(item: NewAttempt, now: dt.datetime) -> dict[str, Any]:
         "lease_owner": None,
         "lease_until": None,
         "dial_intent_at": None,
+        "zone": None,
     }

@@ -72,6 +72,9 @@ call_attempts = sa.Table(
     sa.Column("lease_owner", sa.String(128), nullable=True),
     sa.Column("lease_until", _WHEN, nullable=True),
     sa.Column("dial_intent_at", _WHEN, nullable=True),
+    # The zone the calling window was applied in when queued: the contact's
+    # override, else the number's when phonenumbers gives exactly one.
+    sa.Column("zone", sa.String(64), nullable=True),
     sa.UniqueConstraint("contact_id", "attempt_number"),
     sa.Index("ix_call_attempts_due", "status", "campaign_id", "scheduled_for"),
     sa.Index("ix_call_attempts_provider_call", "provider_call_id"),
