@@ -75,9 +75,10 @@ TERMINAL = {
     "canceled",
 }
 
-# A machine that takes a message stays on the line this long (wall clock)
-# after its greeting: the agent speaks at real time whatever the speed-up.
-MESSAGE_HOLD_S = 5.0
+# A machine that takes a message stays on the line up to this long (wall clock)
+# after its greeting: the agent speaks at real time whatever the speed-up,
+# and the call ends when it hangs up, so the margin costs nothing.
+MESSAGE_HOLD_S = 10.0
 
 # (number, name, behaviour): a recording path is relative to the corpus;
 # a bare `;hold` becomes MESSAGE_HOLD_S in the callee's time.

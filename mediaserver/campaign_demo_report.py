@@ -39,6 +39,7 @@ class AttemptLine(msgspec.Struct, kw_only=True):
     initiation_error: str | None
     events: list[str] = []  # lifecycle events, in order (seed names)
     verdict_source: str | None = None  # acoustic, llm or fused
+    conversation_end_type: str | None = None  # as the call_ended event says
 
 
 class ContactResult(msgspec.Struct, kw_only=True):
@@ -103,7 +104,10 @@ async def collect(
     analyses = await _analyses(client, list(answered), deadline)
     for call_id, variables in answered.items():
         line = lines[call_id]
-        line.end_type = variables.get("conversation_end_type") or line.end_type
+        line.conversation_end_type = variables.get("conversation_end_type")
+        # Re-read: the media outcome may have landed after the carrier's
+        # final status, which is when the attempt list was read.
+        line.end_type = (await client.get(f"/calls/{call_id}")).json()["end_type"]
         conversation_id = variables.get("conversation_id")
         if conversation_id:
             found = await client.get(f"/conversations/{conversation_id}")
@@ -227,14 +231,18 @@ def llm_labels(requests: Sequence[ChatRequest]) -> dict[str, int]:
     return labels
 
 
-def masked(value: Any) -> Any:
-    """A payload with every phone number in it masked, for printing."""
+def masked(value: Any, *, personal: bool = False) -> Any:
+    """A payload with phone numbers and the contact's own values masked."""
     if isinstance(value, dict):
-        return {k: masked(v) for k, v in value.items()}
+        return {
+            k: masked(v, personal=personal or k == "customer") for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [masked(v) for v in value]
+        return [masked(v, personal=personal) for v in value]
     if isinstance(value, str) and _E164.match(value):
         return mask_number(value)
+    if isinstance(value, str) and personal:
+        return value[:1] + "•" * (len(value) - 1)
     return value
 
 

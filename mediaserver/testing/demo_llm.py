@@ -24,7 +24,7 @@ import msgspec
 
 from mediaserver.testing.fake_openai import Answer
 
-MACHINE_AFTER_S = 2.0
+MACHINE_AFTER_S = 1.0
 _GREETED = re.compile(r"^Agent: Hello (?P<name>[A-Z][a-z]+)\b", re.MULTILINE)
 
 

@@ -25,7 +25,7 @@ def _wav(seconds: float) -> bytes:
 
 def test_long_greetings_are_machines_short_ones_human() -> None:
     assert greeting_label(_wav(3.5)) == "machine"
-    assert greeting_label(_wav(0.8)) == "human"
+    assert greeting_label(_wav(0.6)) == "human"
     assert greeting_label(b"not a wav") == "unsure"
 
 

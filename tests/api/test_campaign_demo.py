@@ -116,6 +116,8 @@ def _check_conversations(report: DemoReport) -> None:
         assert analysis is not None, contact
         assert "error" not in analysis, contact
         end_type = contact.attempts[-1].end_type
+        # The calls API and the call_ended event agree on how it ended.
+        assert contact.attempts[-1].conversation_end_type == end_type, contact
         assert analysis["fields"]["end_type"] == end_type
         voicemail = end_type == "voicemail_ended"
         assert analysis["fields"]["left_message"] is voicemail
