@@ -2,7 +2,10 @@
 
 Each campaign gets at most `max_concurrent_calls` calls holding a slot
 (counted in the store, so across nodes) and at most `calls_per_second` new
-dials (a token bucket per campaign). A claimed attempt outside its calling
+dials (a token bucket per campaign). Pacing is smooth: the bucket holds at
+most `BURST_S` worth of calls and never less than one, so up to 100 calls a
+second are spaced 1/rate apart (20 cps: one every 50 ms), and faster rates
+start at most 10 ms worth of calls together. A claimed attempt outside its calling
 window goes back to the queue for the next opening. The dial intent of a
 batch is committed before any of its dials start (docs/call-status.md).
 
@@ -43,12 +46,22 @@ class CampaignSource(Protocol):
         ...
 
 
+BURST_S = 0.01  # the most calls started together: this many seconds' worth
+# Clock readings are whole microseconds: credit within one of a token counts.
+_SLACK_S = 1e-6
+
+
 class TokenBucket:
-    """Allows `rate` events a second with bursts of up to `burst`."""
+    """Allows `rate` events a second with bursts of up to `burst`.
+
+    The default burst is `BURST_S` worth of events, at least one: a bucket
+    holding a whole second would let a campaign at 20 cps start 20 calls in
+    the same millisecond. A pass that wakes late does not catch up.
+    """
 
     def __init__(self, rate: float, now: float, burst: float | None = None) -> None:
         self.rate = max(rate, 1e-9)
-        self.burst = burst if burst is not None else max(1.0, rate)
+        self.burst = burst if burst is not None else max(1.0, rate * BURST_S)
         self._tokens = self.burst
         self._at = now
 
@@ -59,7 +72,7 @@ class TokenBucket:
 
     def available(self, now: float) -> int:
         self._refill(now)
-        return int(self._tokens + 1e-9)
+        return int(self._tokens + 2 * _SLACK_S * self.rate)
 
     def take(self, count: int, now: float) -> None:
         self._refill(now)
@@ -71,7 +84,7 @@ class TokenBucket:
     def wait_s(self, now: float) -> float:
         """Seconds until one whole token is there."""
         self._refill(now)
-        return max(0.0, (1.0 - self._tokens) / self.rate)
+        return max(0.0, (1.0 - self._tokens) / self.rate - _SLACK_S)
 
 
 class Dispatcher:
@@ -100,6 +113,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._warn = RateLimitedLog(log)
+        self._t0 = clock()  # buckets count seconds from here (small floats)
         self.dialled = 0  # dials started by this dispatcher
 
     # -- one pass ----------------------------------------------------------
@@ -131,15 +145,16 @@ class Dispatcher:
         now = self._clock()
         bucket = self._bucket(campaign, now)
         free = campaign.max_concurrent_calls - active
-        allowed = min(free, bucket.available(now.timestamp()), self._batch)
+        at = self._seconds(now)
+        allowed = min(free, bucket.available(at), self._batch)
         if allowed <= 0:
             # A full campaign waits for a call to end (which wakes us).
-            return bucket.wait_s(now.timestamp()) if free > 0 else None
+            return bucket.wait_s(at) if free > 0 else None
 
         claimed = await self._store.claim(
             campaign.id, owner=self._owner, limit=allowed, lease_s=self._lease_s
         )
-        bucket.take(len(claimed), now.timestamp())
+        bucket.take(len(claimed), at)
         ready = await self._defer_closed(campaign, claimed, now, bucket)
         ours = await self._store.mark_dial_intent([a.id for a in ready], self._owner)
         for attempt in ready:
@@ -173,9 +188,12 @@ class Dispatcher:
     def _bucket(self, campaign: Campaign, now: dt.datetime) -> TokenBucket:
         bucket = self._buckets.get(campaign.id)
         if bucket is None or bucket.rate != campaign.calls_per_second:
-            bucket = TokenBucket(campaign.calls_per_second, now.timestamp())
+            bucket = TokenBucket(campaign.calls_per_second, self._seconds(now))
             self._buckets[campaign.id] = bucket
         return bucket
+
+    def _seconds(self, now: dt.datetime) -> float:
+        return (now - self._t0).total_seconds()
 
     async def _idle_wait(self) -> float:
         upcoming = await self._store.next_due_at()
