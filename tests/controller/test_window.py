@@ -10,9 +10,11 @@ import pytest
 from mediaserver.controller.campaign import CallingWindow
 from mediaserver.controller.window import (
     Window,
+    applied_zone_names,
     is_open,
     next_opening,
     next_opening_all,
+    place,
     zones_for,
 )
 
@@ -120,3 +122,25 @@ def test_zone_from_number_or_override(
     number: str, override: str | None, expected: str
 ) -> None:
     assert [z.key for z in zones_for(number, override)] == [expected]
+
+
+def test_place_moves_a_closed_window_call_to_the_opening() -> None:
+    late = utc(2026, 12, 8, 2, 0)  # 21:00 EST Monday
+    placed = place(NINE_TO_EIGHT, late, applied_zone_names("+12125550123", None))
+    assert placed.scheduled_for == utc(2026, 12, 8, 14, 0)
+    assert placed.zone == "America/New_York"
+    assert placed.deferred
+
+    open_now = utc(2026, 12, 7, 15, 0)  # 10:00 EST
+    kept = place(NINE_TO_EIGHT, open_now, applied_zone_names("+12125550123", None))
+    assert (kept.scheduled_for, kept.deferred) == (open_now, False)
+
+
+def test_applied_zones_prefer_the_override_and_survive_a_bad_one() -> None:
+    assert applied_zone_names("+12125550123", "Europe/London") == ("Europe/London",)
+    assert applied_zone_names("+12125550123", "Mars/Olympus") == ("America/New_York",)
+    uk = applied_zone_names("+447911123122", None)
+    assert len(uk) > 1  # several zones: no single zone is stored
+    placed = place(NINE_TO_EIGHT, utc(2026, 12, 7, 22, 0), uk)  # 22:00 London
+    assert placed.zone is None
+    assert placed.scheduled_for == utc(2026, 12, 8, 9, 0)
