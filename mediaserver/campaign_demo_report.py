@@ -270,7 +270,7 @@ def print_report(report: DemoReport, out: Callable[[str], None]) -> None:
 
 def _print_table(contacts: Sequence[ContactResult], out: Callable[[str], None]) -> None:
     header = (
-        f"{'contact':<14} {'callee':<38} {'caller ID':<14} {'verdict':<13} "
+        f"{'contact':<14} {'callee':<38} {'caller ID':<14} {'verdict':<15} "
         f"{'end type':<16} attempts: outcomes"
     )
     out(header)
@@ -284,7 +284,7 @@ def _print_table(contacts: Sequence[ContactResult], out: Callable[[str], None]) 
         tail = " +message" if contact.left_message else ""
         out(
             f"{mask_number(contact.number):<14} {contact.behaviour[:38]:<38} "
-            f"{mask_number(contact.caller_number):<14} {verdict:<13} "
+            f"{mask_number(contact.caller_number):<14} {verdict:<15} "
             f"{last.end_type or '-':<16} {len(contact.attempts)}: {statuses}{tail}"
         )
 
