@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import time
 
 import msgspec
@@ -29,6 +30,8 @@ from mediaserver.codecs.g711 import pcm_to_alaw, pcm_to_ulaw
 from mediaserver.errors import TokenError
 
 log = logging.getLogger(__name__)
+
+_PLACEHOLDER = re.compile(r"\{\{?\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}?\}")
 
 MS_PER_CHAR = 60
 MAX_SPEECH_MS = 4000
@@ -136,7 +139,7 @@ class _Conversation:
         start = self.record.start
         try:
             if start.opening_script:
-                self._say(start.opening_script, "opening")
+                self._say(self._render(start.opening_script), "opening")
             async for message in self.ws:
                 if isinstance(message, bytes):
                     self.record.audio_in_bytes += len(message)
@@ -147,6 +150,13 @@ class _Conversation:
             pass
         finally:
             await self._stop_speaking()
+
+    def _render(self, script: str) -> str:
+        """Fill `{name}` placeholders from the call's variables; keep unknown ones."""
+        values = self.record.start.variables
+        return _PLACEHOLDER.sub(
+            lambda m: str(values.get(m.group(1), m.group(0))), script
+        )
 
     def _say(self, text: str, mark: str) -> None:
         self.record.spoken.append(text)
@@ -186,7 +196,7 @@ class _Conversation:
             if event.action == "end_call":
                 return False
             self.record.left_message = True
-            text = event.script or "Please call us back."
+            text = self._render(event.script or "Please call us back.")
             self._say(text, "message")
             assert self.speaking is not None
             await self.speaking
