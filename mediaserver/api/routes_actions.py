@@ -9,15 +9,16 @@ that dedupe on it stay correct.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from litestar import Router, get, post
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mediaserver.api.auth import SECURITY
+from mediaserver.api.params import Limit, Offset
 from mediaserver.controller.analysis import AnalysisView, get_analysis, retry_analysis
 from mediaserver.controller.conversation import ConversationView, get_conversation
 from mediaserver.controller.deliveries import (
@@ -27,9 +28,6 @@ from mediaserver.controller.deliveries import (
     list_events,
     replay_delivery,
 )
-
-Limit = Annotated[int, QueryParameter(ge=1, le=500, description="page size")]
-Offset = Annotated[int, QueryParameter(ge=0, description="items to skip")]
 
 
 class DeliveryPage(msgspec.Struct, frozen=True, kw_only=True):

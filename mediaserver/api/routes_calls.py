@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import Router, get, post
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from mediaserver.api.auth import SECURITY
 from mediaserver.api.backend import Backend
+from mediaserver.api.params import Limit, Offset
 from mediaserver.api.schemas import (
     CallCreated,
     CallPage,
@@ -17,9 +16,6 @@ from mediaserver.api.schemas import (
     Canceled,
     LaunchCall,
 )
-
-Limit = Annotated[int, QueryParameter(ge=1, le=500, description="page size")]
-Offset = Annotated[int, QueryParameter(ge=0, description="items to skip")]
 
 
 @post(

@@ -14,6 +14,7 @@ from litestar.params import BodyKwarg, FromPath, QueryParameter
 
 from mediaserver.api.auth import SECURITY
 from mediaserver.api.backend import Backend
+from mediaserver.api.params import Limit, Offset
 from mediaserver.api.schemas import CampaignPage, Canceled, ImportReport
 from mediaserver.controller.campaign import Campaign
 
@@ -34,9 +35,6 @@ CampaignOut = Campaign
 
 MAX_CSV_BYTES = 512 * 1024 * 1024  # large files stream; this only bounds abuse
 CSV_CHUNK = 64 * 1024
-
-Limit = Annotated[int, QueryParameter(ge=1, le=500, description="page size")]
-Offset = Annotated[int, QueryParameter(ge=0, description="items to skip")]
 
 
 def _found(value: T | None, what: str, key: str) -> T:

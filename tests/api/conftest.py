@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mediaserver.api.app import create_app
 from mediaserver.api.control import ControlBackend
+from mediaserver.api.routes_actions import actions_router
 from mediaserver.api.server import ApiServer
 from mediaserver.store.campaigns import CampaignStore
 from mediaserver.store.db import create_schema, make_engine
@@ -67,7 +68,8 @@ async def running_api(engine: AsyncEngine) -> AsyncIterator[Api]:
         holder[0].enqueued += 1
 
     backend = ControlBackend(queue, CampaignStore(engine), on_enqueued=woke)
-    server = ApiServer(create_app(backend, [API_KEY, OTHER_KEY]), "127.0.0.1", 0)
+    app = create_app(backend, [API_KEY, OTHER_KEY], routes=[actions_router(engine)])
+    server = ApiServer(app, "127.0.0.1", 0)
     await server.start()
     headers = {"Authorization": f"Bearer {API_KEY}"}
     try:
