@@ -102,6 +102,7 @@ def call_view(attempt: Attempt, history: list[StatusChange] | None = None) -> Ca
         completed_at=attempt.completed_at,
         scheduled_for=attempt.scheduled_for,
         timezone=attempt.timezone,
+        zone=attempt.zone,
         dynamic_variables=dict(attempt.dynamic_variables),
         metadata=dict(attempt.metadata),
         initiation_error=attempt.initiation_error,
@@ -244,6 +245,7 @@ class ControlBackend:
             contact_id=attempt.contact_id,
             status=str(attempt.status),
             scheduled_for=attempt.scheduled_for,
+            zone=attempt.zone,
         )
 
     async def import_csv(

@@ -44,7 +44,8 @@ class CallCreated(msgspec.Struct, kw_only=True):
     id: str  # the call_queue_id of the first attempt
     contact_id: str
     status: str
-    scheduled_for: dt.datetime | None = None
+    scheduled_for: dt.datetime | None = None  # after the calling window
+    zone: str | None = None  # the IANA zone the calling window was applied in
 
 
 class StatusChange(msgspec.Struct, kw_only=True):
@@ -73,7 +74,8 @@ class CallView(msgspec.Struct, kw_only=True, omit_defaults=False):
     processing_started_at: dt.datetime | None = None
     completed_at: dt.datetime | None = None
     scheduled_for: dt.datetime | None = None
-    timezone: str | None = None
+    timezone: str | None = None  # the zone asked for at launch, if any
+    zone: str | None = None  # the zone the calling window was applied in
     dynamic_variables: dict[str, Any] = {}
     metadata: dict[str, Any] = {}
     initiation_error: str | None = None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from tests.api.conftest import Api, campaign_body
@@ -34,3 +37,35 @@ async def test_a_limit_out_of_range_is_422(api: Api, limit: str) -> None:
 async def test_a_created_campaign_lists(api: Api) -> None:
     created = await api.client.post("/campaigns", json=campaign_body())
     assert created.status_code == 201, created.text
+
+
+@pytest.mark.parametrize(
+    ("timezone", "zone"), [(None, "America/New_York"), ("Asia/Muscat", "Asia/Muscat")]
+)
+async def test_launch_answers_the_window_placed_time_and_its_zone(
+    api: Api, timezone: str | None, zone: str
+) -> None:
+    window = {"start": "09:00", "end": "10:00"}
+    created = await api.client.post(
+        "/campaigns", json=campaign_body(calling_window=window)
+    )
+    assert created.status_code == 201, created.text
+    launch = {
+        "campaign_id": created.json()["id"],
+        "number": "+12025550123",
+        "variables": {"customer_name": "Ada"},
+        "timezone": timezone,
+    }
+    answer = await api.client.post("/calls", json=launch)
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    assert body["zone"] == zone
+    placed = dt.datetime.fromisoformat(body["scheduled_for"])
+    # Deferred to the opening, or now when the window is open: 09:xx there.
+    assert placed.astimezone(ZoneInfo(zone)).hour == 9
+
+    read = (await api.client.get(f"/calls/{body['id']}")).json()
+    assert read["zone"] == zone
+    assert dt.datetime.fromisoformat(read["scheduled_for"]) == placed
+    listed = (await api.client.get("/calls")).json()["items"]
+    assert [item["zone"] for item in listed] == [zone]
