@@ -122,6 +122,14 @@ class WebhookSettings(
     signing_secret: Secret = Secret("")
 
 
+class SimulatedSettings(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
+):
+    # Folders the simulated carrier may read `answer:<wav>` recordings from;
+    # empty: the labelled corpus folder (CALLWRIGHT_CORPUS or ../shared/corpus).
+    recordings_dirs: list[str] = []
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     server: ServerSettings = ServerSettings()
     media: MediaSettings = MediaSettings()
@@ -130,6 +138,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     carriers: CarrierSettings = CarrierSettings()
     llm: LlmSettings = LlmSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    simulated: SimulatedSettings = SimulatedSettings()
 
     @property
     def http_base_url(self) -> str:

@@ -33,6 +33,7 @@ from mediaserver.config import Settings
 from mediaserver.controller.dialer import Dialer
 from mediaserver.controller.outbox import OutboxHooks
 from mediaserver.controller.service import Controller
+from mediaserver.corpus import default_corpus_dir
 from mediaserver.errors import ConfigError
 from mediaserver.media_amd import AmdEngine
 from mediaserver.media_server import MediaServer, MediaServerSettings
@@ -203,6 +204,10 @@ class Service:
             campaigns,
             on_enqueued=self.controller.dispatcher.wake,
             media_listening=lambda: self.media is not None and self.media.port > 0,
+            configured_providers=set(self._dialers),
+            sim_recordings_dirs=self.simulated.recordings_dirs
+            if self.simulated is not None
+            else None,
         )
         keys = [key.reveal() for key in settings.api.keys]
         app = create_app(
@@ -226,8 +231,11 @@ class Service:
 
     def _make_dialers(self) -> dict[str, Dialer]:
         """The simulated carrier always; Twilio and Telnyx when configured."""
+        folders = [Path(folder) for folder in self.settings.simulated.recordings_dirs]
         self.simulated = SimulatedCarrier(
-            speed=self._speed, log_path=self._sim_log_path
+            speed=self._speed,
+            log_path=self._sim_log_path,
+            recordings_dirs=folders or [default_corpus_dir()],
         )
         dialers: dict[str, Dialer] = {"simulated": self.simulated}
         twilio = self.settings.carriers.twilio

@@ -12,14 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import tempfile
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mediaserver import __version__
+from mediaserver.api.checks import check_providers, sim_behavior_error
 from mediaserver.api.schemas import (
     CallCreated,
     CallView,
@@ -32,7 +34,7 @@ from mediaserver.api.schemas import (
     StatusChange,
 )
 from mediaserver.controller.campaign import Campaign, parse_campaign
-from mediaserver.controller.csv_import import import_csv
+from mediaserver.controller.csv_import import RowRejection, import_csv
 from mediaserver.controller.launch import LaunchRequest, prepare_launch
 from mediaserver.controller.status import CallStatus
 from mediaserver.errors import ValidationError
@@ -138,7 +140,13 @@ def new_attempt(
 
 
 class ControlBackend:
-    """The HTTP API's view of one controller node."""
+    """The HTTP API's view of one controller node.
+
+    `configured_providers` are the carriers that can dial here (a campaign
+    naming another is refused; None: not checked); `sim_recordings_dirs`
+    are where the simulated carrier finds recordings (None: only the
+    behaviour's syntax is checked at launch).
+    """
 
     def __init__(
         self,
@@ -148,7 +156,11 @@ class ControlBackend:
         on_enqueued: Callable[[], None] | None = None,
         media_listening: Callable[[], bool] | None = None,
         clock: Clock = _utcnow,
+        configured_providers: Collection[str] | None = None,
+        sim_recordings_dirs: Sequence[Path] | None = None,
     ) -> None:
+        self._providers = configured_providers
+        self._sim_dirs = sim_recordings_dirs
         self._queue = queue
         self._campaigns = campaigns
         self._reader = CampaignReader(campaigns)
@@ -183,7 +195,9 @@ class ControlBackend:
     # -- campaigns ---------------------------------------------------------
 
     async def create_campaign(self, body: Mapping[str, Any]) -> Campaign:
-        return await self._campaigns.create(parse_campaign(dict(body)))
+        campaign = parse_campaign(dict(body))
+        check_providers(campaign, self._providers)
+        return await self._campaigns.create(campaign)
 
     async def update_campaign(
         self,
@@ -197,6 +211,7 @@ class ControlBackend:
         # The path names the campaign; the store assigns the next version.
         data.pop("version", None)
         campaign = parse_campaign({**data, "id": campaign_id})
+        check_providers(campaign, self._providers)
         if await self._reader.get(campaign_id) is None:
             return None
         return await self._campaigns.update(campaign, expected_version=expected_version)
@@ -230,6 +245,9 @@ class ControlBackend:
             request.scheduled_for,
             request.timezone,
         )
+        bad_behavior = sim_behavior_error(launch, self._sim_dirs)
+        if bad_behavior:
+            raise ValidationError(bad_behavior)
         attempt = await self._queue.enqueue(
             new_attempt(launch, self._clock(), request.contact_id)
         )
@@ -261,19 +279,24 @@ class ControlBackend:
             async for chunk in chunks:
                 spool.write(chunk)
             spool.seek(0)
-            report = await import_csv(
-                spool, campaign, self._enqueue_batch, batch_size=CSV_BATCH
-            )
+            late: list[RowRejection] = []  # rows the parser passed, refused here
 
-        if report.accepted:
+            async def enqueue(launches: list[LaunchRequest]) -> None:
+                await self._enqueue_batch(self._sim_checked(launches, late))
+
+            report = await import_csv(spool, campaign, enqueue, batch_size=CSV_BATCH)
+
+        accepted = report.accepted - len(late)
+        if accepted:
             self._on_enqueued()
+        rejected = sorted([*report.rejected, *late], key=lambda r: r.row)
         return ImportReport(
             campaign_id=campaign_id,
             rows=report.rows,
-            accepted=report.accepted,
+            accepted=accepted,
             rejected=[
                 RejectedRow(row=r.row, reason=r.reason, errors=dict(r.errors))
-                for r in report.rejected
+                for r in rejected
             ],
             blank_rows=report.blank_rows,
             ignored_columns=list(report.ignored_columns),
@@ -281,7 +304,25 @@ class ControlBackend:
             encoding=report.encoding,
         )
 
+    def _sim_checked(
+        self, launches: list[LaunchRequest], rejected: list[RowRejection]
+    ) -> list[LaunchRequest]:
+        """The launches whose simulated behaviour is good; the rest rejected."""
+        good: list[LaunchRequest] = []
+        for launch in launches:
+            errors = sim_behavior_error(launch, self._sim_dirs)
+            if not errors:
+                good.append(launch)
+                continue
+            reason = "; ".join(f"{field}: {why}" for field, why in errors.items())
+            rejected.append(
+                RowRejection(row=launch.row or 0, reason=reason, errors=errors)
+            )
+        return good
+
     async def _enqueue_batch(self, launches: list[LaunchRequest]) -> None:
+        if not launches:
+            return
         now = self._clock()
         await self._queue.enqueue_many([new_attempt(item, now) for item in launches])
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import sqlalchemy as sa
 from litestar import Router, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mediaserver.api.auth import SECURITY
-from mediaserver.api.params import Limit, Offset
+from mediaserver.api.params import COMMON_ERRORS, NOT_FOUND, Limit, Offset
 from mediaserver.controller.analysis import AnalysisView, get_analysis, retry_analysis
 from mediaserver.controller.conversation import ConversationView, get_conversation
 from mediaserver.controller.deliveries import (
@@ -28,6 +29,7 @@ from mediaserver.controller.deliveries import (
     list_events,
     replay_delivery,
 )
+from mediaserver.store.queue_tables import call_attempts
 
 
 class DeliveryPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,12 +52,19 @@ class EventView(msgspec.Struct, frozen=True, kw_only=True):
     variables: dict[str, Any]
 
 
+async def _call_exists(engine: AsyncEngine, call_id: str) -> bool:
+    query = sa.select(call_attempts.c.id).where(call_attempts.c.id == call_id)
+    async with engine.connect() as conn:
+        return (await conn.execute(query)).first() is not None
+
+
 def actions_router(engine: AsyncEngine) -> Router:
     """The routes, bound to the database the outbox lives in."""
 
     @get(
         "/webhooks/deliveries",
         summary="List webhook deliveries, newest first (failed ones by default)",
+        responses=COMMON_ERRORS,
     )
     async def deliveries(
         status: FromQuery[str | None] = "failed",
@@ -80,7 +89,11 @@ def actions_router(engine: AsyncEngine) -> Router:
             next_offset=offset + limit if more else None,
         )
 
-    @get("/webhooks/deliveries/{delivery_id:str}", summary="Read one delivery")
+    @get(
+        "/webhooks/deliveries/{delivery_id:str}",
+        summary="Read one delivery",
+        responses={**COMMON_ERRORS, **NOT_FOUND},
+    )
     async def delivery(delivery_id: FromPath[str]) -> DeliveryView:
         found = await get_delivery(engine, delivery_id)
         if found is None:
@@ -91,20 +104,28 @@ def actions_router(engine: AsyncEngine) -> Router:
         "/webhooks/deliveries/{delivery_id:str}/replay",
         status_code=202,
         summary="Send a failed delivery again, with the same webhook id and body",
+        responses={**COMMON_ERRORS, **NOT_FOUND},
     )
     async def replay(delivery_id: FromPath[str]) -> Requeued:
         if not await replay_delivery(engine, delivery_id):
             raise NotFoundException(f"no failed delivery {delivery_id!r}")
         return Requeued(id=delivery_id)
 
-    @get("/events/{call_id:str}", summary="A call's lifecycle events, in order")
+    @get(
+        "/events/{call_id:str}",
+        summary="A call's lifecycle events, in order",
+        responses={**COMMON_ERRORS, **NOT_FOUND},
+    )
     async def events(call_id: FromPath[str]) -> list[EventView]:
         rows = await list_events(engine, call_id)
+        if not rows and not await _call_exists(engine, call_id):
+            raise NotFoundException(f"no call {call_id!r}")
         return [msgspec.convert(row, EventView) for row in rows]
 
     @get(
         "/conversations/{conversation_id:str}",
         summary="A conversation record: times, end type, turns, transcript",
+        responses={**COMMON_ERRORS, **NOT_FOUND},
     )
     async def conversation(conversation_id: FromPath[str]) -> ConversationView:
         found = await get_conversation(engine, conversation_id)
@@ -112,7 +133,11 @@ def actions_router(engine: AsyncEngine) -> Router:
             raise NotFoundException(f"no conversation {conversation_id!r}")
         return found
 
-    @get("/analyses/{call_id:str}", summary="A call's post-analysis and its state")
+    @get(
+        "/analyses/{call_id:str}",
+        summary="A call's post-analysis and its state",
+        responses={**COMMON_ERRORS, **NOT_FOUND},
+    )
     async def analysis(call_id: FromPath[str]) -> AnalysisView:
         found = await get_analysis(engine, call_id)
         if found is None:
@@ -123,6 +148,7 @@ def actions_router(engine: AsyncEngine) -> Router:
         "/analyses/{call_id:str}/retry",
         status_code=202,
         summary="Run a failed post-analysis again",
+        responses={**COMMON_ERRORS, **NOT_FOUND},
     )
     async def retry(call_id: FromPath[str]) -> Requeued:
         if not await retry_analysis(engine, call_id):

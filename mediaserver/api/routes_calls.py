@@ -8,7 +8,14 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from mediaserver.api.auth import SECURITY
 from mediaserver.api.backend import Backend
-from mediaserver.api.params import Limit, Offset
+from mediaserver.api.bodies import json_body_guard
+from mediaserver.api.params import (
+    BODY_ERRORS,
+    COMMON_ERRORS,
+    NOT_FOUND,
+    Limit,
+    Offset,
+)
 from mediaserver.api.schemas import (
     CallCreated,
     CallPage,
@@ -26,6 +33,8 @@ from mediaserver.api.schemas import (
         "Queues the first attempt of a contact. 422 names each bad field, for "
         "example a required variable that is missing (`variables.customer_name`)."
     ),
+    before_request=json_body_guard,
+    responses={**COMMON_ERRORS, **BODY_ERRORS, **NOT_FOUND},
 )
 async def launch_call(data: JSONBody[LaunchCall], backend: Backend) -> CallCreated:
     created = await backend.launch_call(data)
@@ -34,7 +43,7 @@ async def launch_call(data: JSONBody[LaunchCall], backend: Backend) -> CallCreat
     return created
 
 
-@get("/", summary="List call attempts, newest first")
+@get("/", summary="List call attempts, newest first", responses=COMMON_ERRORS)
 async def list_calls(
     backend: Backend,
     campaign_id: FromQuery[str | None] = None,
@@ -52,7 +61,11 @@ async def list_calls(
     )
 
 
-@get("/{call_id:str}", summary="Read a call attempt with its status history")
+@get(
+    "/{call_id:str}",
+    summary="Read a call attempt with its status history",
+    responses={**COMMON_ERRORS, **NOT_FOUND},
+)
 async def read_call(call_id: FromPath[str], backend: Backend) -> CallView:
     found = await backend.read_call(call_id)
     if found is None:
@@ -60,7 +73,12 @@ async def read_call(call_id: FromPath[str], backend: Backend) -> CallView:
     return found
 
 
-@post("/{call_id:str}/cancel", status_code=200, summary="Cancel a queued call")
+@post(
+    "/{call_id:str}/cancel",
+    status_code=200,
+    summary="Cancel a queued call",
+    responses={**COMMON_ERRORS, **NOT_FOUND},
+)
 async def cancel_call(call_id: FromPath[str], backend: Backend) -> Canceled:
     canceled = await backend.cancel_call(call_id)
     if canceled is None:

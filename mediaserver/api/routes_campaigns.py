@@ -8,29 +8,36 @@ from typing import Annotated, Any, TypeVar
 
 from litestar import Request, Router, get, post, put
 from litestar.datastructures import UploadFile
-from litestar.enums import RequestEncodingType
 from litestar.exceptions import ClientException, NotFoundException
-from litestar.params import BodyKwarg, FromPath, QueryParameter
+from litestar.params import FromPath, QueryParameter
 
 from mediaserver.api.auth import SECURITY
 from mediaserver.api.backend import Backend
-from mediaserver.api.params import Limit, Offset
+from mediaserver.api.bodies import (
+    CSV_TYPES,
+    CampaignBodyOperation,
+    CsvBodyOperation,
+    campaign_from_request,
+    content_type,
+)
+from mediaserver.api.params import (
+    BODY_ERRORS,
+    COMMON_ERRORS,
+    CONFLICT,
+    NOT_FOUND,
+    Limit,
+    Offset,
+)
 from mediaserver.api.schemas import CampaignPage, Canceled, ImportReport
 from mediaserver.controller.campaign import Campaign
 
 T = TypeVar("T")
 
-# A campaign comes in as a plain JSON object checked by `parse_campaign`, so
-# a 422 names every bad field by its dotted path (Litestar's own decoding
-# would stop at the first); its JSON Schema is at /schema/campaign.json.
-# Responses are typed: the OpenAPI document describes the Campaign.
-CampaignBody = Annotated[
-    dict[str, Any],
-    BodyKwarg(
-        media_type=RequestEncodingType.JSON,
-        description="A campaign; its JSON Schema is at /schema/campaign.json",
-    ),
-]
+# A campaign comes in as a plain JSON object or TOML document checked by
+# `parse_campaign`, so a 422 names every bad field by its dotted path
+# (Litestar's own decoding would stop at the first); its JSON Schema is at
+# /schema/campaign.json. Responses are typed: the OpenAPI document
+# describes the Campaign.
 CampaignOut = Campaign
 
 MAX_CSV_BYTES = 512 * 1024 * 1024  # large files stream; this only bounds abuse
@@ -43,12 +50,20 @@ def _found(value: T | None, what: str, key: str) -> T:
     return value
 
 
-@post("/", status_code=201, summary="Create a campaign (version 1)")
-async def create_campaign(data: CampaignBody, backend: Backend) -> CampaignOut:
-    return await backend.create_campaign(data)
+@post(
+    "/",
+    status_code=201,
+    summary="Create a campaign (version 1), from JSON or TOML",
+    operation_class=CampaignBodyOperation,
+    responses={**COMMON_ERRORS, **BODY_ERRORS, **CONFLICT},
+)
+async def create_campaign(
+    request: Request[Any, Any, Any], backend: Backend
+) -> CampaignOut:
+    return await backend.create_campaign(await campaign_from_request(request))
 
 
-@get("/", summary="List campaigns, newest version of each")
+@get("/", summary="List campaigns, newest version of each", responses=COMMON_ERRORS)
 async def list_campaigns(
     backend: Backend, limit: Limit = 50, offset: Offset = 0
 ) -> CampaignPage:
@@ -62,7 +77,11 @@ async def list_campaigns(
     )
 
 
-@get("/{campaign_id:str}", summary="Read a campaign, its latest or a given version")
+@get(
+    "/{campaign_id:str}",
+    summary="Read a campaign, its latest or a given version",
+    responses={**COMMON_ERRORS, **NOT_FOUND},
+)
 async def read_campaign(
     campaign_id: FromPath[str],
     backend: Backend,
@@ -76,6 +95,7 @@ async def read_campaign(
 @get(
     "/{campaign_id:str}/versions/{version:int}",
     summary="Read one version of a campaign",
+    responses={**COMMON_ERRORS, **NOT_FOUND},
 )
 async def read_campaign_version(
     campaign_id: FromPath[str], version: FromPath[int], backend: Backend
@@ -84,16 +104,22 @@ async def read_campaign_version(
     return _found(found, "campaign", f"{campaign_id} v{version}")
 
 
-@put("/{campaign_id:str}", summary="Update a campaign: stores the next version")
+@put(
+    "/{campaign_id:str}",
+    summary="Update a campaign: stores the next version (JSON or TOML)",
+    operation_class=CampaignBodyOperation,
+    responses={**COMMON_ERRORS, **BODY_ERRORS, **NOT_FOUND, **CONFLICT},
+)
 async def update_campaign(
     campaign_id: FromPath[str],
-    data: CampaignBody,
+    request: Request[Any, Any, Any],
     backend: Backend,
     expected_version: Annotated[
         int | None,
         QueryParameter(ge=1, description="409 unless this is still the latest version"),
     ] = None,
 ) -> CampaignOut:
+    data = await campaign_from_request(request)
     updated = await backend.update_campaign(campaign_id, data, expected_version)
     return _found(updated, "campaign", campaign_id)
 
@@ -102,6 +128,7 @@ async def update_campaign(
     "/{campaign_id:str}/cancel",
     status_code=200,
     summary="Cancel every queued call of a campaign",
+    responses={**COMMON_ERRORS, **NOT_FOUND},
 )
 async def cancel_campaign(campaign_id: FromPath[str], backend: Backend) -> Canceled:
     return _found(await backend.cancel_campaign(campaign_id), "campaign", campaign_id)
@@ -121,22 +148,24 @@ async def _upload_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
         "One call is queued per good row; the report lists rejected rows with "
         "their line numbers and reasons. A text/csv body is read as a stream."
     ),
+    operation_class=CsvBodyOperation,
+    responses={**COMMON_ERRORS, **BODY_ERRORS, **NOT_FOUND},
 )
 async def upload_csv(
     campaign_id: FromPath[str], request: Request[Any, Any, Any], backend: Backend
 ) -> ImportReport:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip()
-    if content_type == "multipart/form-data":
+    kind = content_type(request)
+    if kind == "multipart/form-data":
         form = await request.form()
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise ClientException("multipart upload needs a file field named `file`")
         report = await backend.import_csv(campaign_id, _upload_chunks(upload))
-    elif content_type in ("text/csv", "text/plain", "application/octet-stream"):
+    elif kind in CSV_TYPES:
         report = await backend.import_csv(campaign_id, request.stream())
     else:
         raise ClientException(
-            f"send text/csv or multipart/form-data, not {content_type or 'nothing'}",
+            f"send text/csv or multipart/form-data, not {kind or 'nothing'}",
             status_code=415,
         )
     return _found(report, "campaign", campaign_id)

@@ -59,7 +59,7 @@ def campaign_body(**changes: Any) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def running_api(engine: AsyncEngine) -> AsyncIterator[Api]:
+async def running_api(engine: AsyncEngine, **options: Any) -> AsyncIterator[Api]:
     """The API over `engine` (schema already created), serving on loopback."""
     queue = QueueStore(engine)
     holder: list[Api] = []
@@ -67,7 +67,7 @@ async def running_api(engine: AsyncEngine) -> AsyncIterator[Api]:
     def woke() -> None:
         holder[0].enqueued += 1
 
-    backend = ControlBackend(queue, CampaignStore(engine), on_enqueued=woke)
+    backend = ControlBackend(queue, CampaignStore(engine), on_enqueued=woke, **options)
     app = create_app(backend, [API_KEY, OTHER_KEY], routes=[actions_router(engine)])
     server = ApiServer(app, "127.0.0.1", 0)
     await server.start()
