@@ -10,6 +10,8 @@ gives the value, so a settings object can be logged whole.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -21,7 +23,24 @@ import msgspec
 
 from mediaserver.errors import ConfigError
 
+logger = logging.getLogger(__name__)
+
 ENV_PREFIX = "CALLWRIGHT_"
+# Variables with our prefix that other tools read, not settings.
+OTHER_ENV = frozenset(
+    {
+        "CALLWRIGHT_CORPUS",  # the labelled corpus folder
+        "CALLWRIGHT_SECRET",  # media token key of the standalone servers
+        "CALLWRIGHT_AGENT_PORT",  # `callwright agent`
+        "CALLWRIGHT_WEBRTC_HOST",  # the WebRTC signalling server
+        "CALLWRIGHT_WEBRTC_PORT",
+        "CALLWRIGHT_ICE_HOSTS",
+        "CALLWRIGHT_SHARED",  # tests: the shared folder
+        "CALLWRIGHT_PG_URL",  # tests: a PostgreSQL to run against
+        "CALLWRIGHT_PG_REQUIRED",
+    }
+)
+_warned: set[str] = set()  # unknown variables already reported by this process
 
 
 class Secret:
@@ -196,7 +215,23 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     for name, dotted in by_name.items():
         if name in env:
             found[dotted] = (name, env[name])
+    _warn_unknown(env, by_name)
     return found
+
+
+def _warn_unknown(env: Mapping[str, str], known: Mapping[str, str]) -> None:
+    """Warn once about each CALLWRIGHT_ variable that names no setting."""
+    for name in env:
+        if not name.startswith(ENV_PREFIX) or name in known or name in OTHER_ENV:
+            continue
+        if name in _warned:
+            continue
+        _warned.add(name)
+        close = difflib.get_close_matches(name, list(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        logger.warning(
+            "environment variable %s matches no setting and is ignored%s", name, hint
+        )
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

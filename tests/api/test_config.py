@@ -132,3 +132,23 @@ def test_carrier_api_base_is_test_only_and_must_be_http() -> None:
         load_settings(None, env=ok).carriers.twilio.api_base
         == ok["CALLWRIGHT_CARRIERS_TWILIO_API_BASE"]
     )
+
+
+def test_a_mistyped_variable_is_warned_about_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    env = {"CALLWRIGHT_SERVR_PORT_T1": "9000", "CALLWRIGHT_CORPUS": "/x"}
+    with caplog.at_level("WARNING", logger="mediaserver.config"):
+        settings = load_settings(None, env=env)
+        load_settings(None, env=env)
+    assert settings.server.port == 8080
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1, warnings  # once, and not for CALLWRIGHT_CORPUS
+    assert "CALLWRIGHT_SERVR_PORT_T1 matches no setting" in warnings[0]
+    assert "did you mean CALLWRIGHT_SERVER_PORT?" in warnings[0]
+
+
+def test_simulated_recordings_dirs_come_from_the_environment() -> None:
+    env = {"CALLWRIGHT_SIMULATED_RECORDINGS_DIRS": "/a, /b"}
+    assert load_settings(None, env=env).simulated.recordings_dirs == ["/a", "/b"]
+    assert load_settings(None, env={}).simulated.recordings_dirs == []

@@ -212,3 +212,45 @@ async def test_service_mounts_the_actions_routes_behind_the_key(tmp_path: Path) 
         assert keyed.status_code in (200, 404)
     finally:
         await service.stop()
+
+
+async def test_service_checks_carriers_and_behaviours_at_launch(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    (folder / "hi.wav").write_bytes(b"RIFF")
+    env = {**_env(tmp_path), "CALLWRIGHT_SIMULATED_RECORDINGS_DIRS": str(folder)}
+    service = Service(load_settings(None, env=env), dispatch_poll_s=0.1)
+    await service.start()
+    headers = {"X-API-Key": API_KEY}
+    metadata = [{"name": "sim_behavior", "type": "string"}]
+    try:
+        async with httpx.AsyncClient(
+            base_url=service.api_url, headers=headers
+        ) as client:
+            twilio = await client.post(
+                "/campaigns", json=campaign_body(provider="twilio")
+            )
+            created = await client.post(
+                "/campaigns",
+                json=campaign_body(provider="simulated", metadata=metadata),
+            )
+            assert created.status_code == 201, created.text
+            launches = {}
+            for behavior in ("answer:hi.wav", "answer:elsewhere.wav"):
+                launch = {
+                    "campaign_id": created.json()["id"],
+                    "number": "+12025550123",
+                    "variables": {"customer_name": "Ada"},
+                    "metadata": {"sim_behavior": behavior},
+                }
+                launches[behavior] = await client.post("/calls", json=launch)
+        assert twilio.status_code == 422
+        assert "twilio is not configured" in twilio.json()["errors"]["provider"]
+        assert launches["answer:hi.wav"].status_code == 201
+        refused = launches["answer:elsewhere.wav"]
+        assert refused.status_code == 422
+        assert "elsewhere.wav" in refused.json()["errors"]["metadata.sim_behavior"]
+    finally:
+        await service.stop()
