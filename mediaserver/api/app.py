@@ -80,7 +80,16 @@ def _field_of(item: dict[str, Any]) -> str:
         if marker in message:
             name = message.split(marker, 1)[1].split("`", 1)[0]
             key = name if key in ("data", "body") else f"{key}.{name}"
-    return key
+    return "body" if key == "data" else key  # `data` is Litestar's, not the user's
+
+
+def _reason_of(message: str) -> str:
+    """msgspec's `Expected `object`, got `array`` as the user would say it."""
+    if message.startswith("Expected `object`, got `"):
+        got = message.removeprefix("Expected `object`, got `").rstrip("`")
+        got = {"str": "string", "int": "number", "float": "number"}.get(got, got)
+        return f"JSON object expected, got {got}"
+    return message
 
 
 def _on_bad_request(
@@ -89,7 +98,7 @@ def _on_bad_request(
     """Bodies and parameters that do not fit their schema: 422, fields named."""
     extra = exc.extra if isinstance(exc.extra, list) else []
     errors = {
-        _field_of(item): str(item.get("message", "invalid"))
+        _field_of(item): _reason_of(str(item.get("message", "invalid")))
         for item in extra
         if isinstance(item, dict)
     }

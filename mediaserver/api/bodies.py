@@ -66,9 +66,19 @@ async def campaign_from_request(request: Request[Any, Any, Any]) -> dict[str, An
     else:
         raise _unsupported(kind, f"{JSON} or application/toml")
     if not isinstance(decoded, dict):
-        got = type(decoded).__name__
-        raise ValidationError({"body": f"a campaign object expected, got {got}"})
+        got = _JSON_NAMES.get(type(decoded), type(decoded).__name__)
+        raise ValidationError({"body": f"JSON object expected, got {got}"})
     return decoded
+
+
+_JSON_NAMES = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
 
 
 def _json(body: bytes) -> Any:
@@ -77,7 +87,7 @@ def _json(body: bytes) -> Any:
     try:
         return msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
-        raise ClientException(f"JSON is malformed: {exc}") from None
+        raise ClientException(str(exc)) from None  # "JSON is malformed: ..."
 
 
 def _toml(body: bytes) -> dict[str, Any]:

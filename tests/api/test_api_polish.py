@@ -118,10 +118,22 @@ async def test_an_empty_body_says_so(api: Api, path: str) -> None:
     assert "request body is empty" in response.json()["error"]
 
 
-async def test_a_json_array_is_not_a_campaign(api: Api) -> None:
-    response = await api.client.post("/campaigns", json=[1])
+@pytest.mark.parametrize("path", ["/calls", "/campaigns"])
+@pytest.mark.parametrize(("body", "got"), [([1], "array"), ("x", "string")])
+async def test_a_body_not_an_object_is_named_as_such(
+    api: Api, path: str, body: object, got: str
+) -> None:
+    response = await api.client.post(path, json=body)
     assert response.status_code == 422, response.text
-    assert "object expected" in response.json()["errors"]["body"]
+    assert response.json() == {"errors": {"body": f"JSON object expected, got {got}"}}
+
+
+@pytest.mark.parametrize("path", ["/calls", "/campaigns"])
+async def test_malformed_json_is_400_said_once(api: Api, path: str) -> None:
+    headers = {"Content-Type": "application/json"}
+    response = await api.client.post(path, content=b"{bad", headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"].count("JSON is malformed") == 1
 
 
 @pytest.mark.parametrize("path", ["/calls", "/campaigns"])
