@@ -36,6 +36,7 @@ COMMON_ERRORS: dict[int, ResponseSpec] = {
     400: _error("malformed request (for example a JSON or TOML syntax error)"),
     401: _error("missing or unknown API key"),
     422: _invalid("invalid fields or parameters, each named with why"),
+    503: _error("the store is unavailable; retry later"),
 }
 NOT_FOUND = {404: _error("no such id")}
 CONFLICT = {409: _error("the campaign changed since the expected version")}
