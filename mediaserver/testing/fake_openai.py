@@ -20,12 +20,11 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
 import msgspec
 
-from mediaserver.testing.loopback_http import LoopbackHttpServer, Request, Response
+from mediaserver.testing.loopback_http import LoopbackFake, Request, Response
 
 
 class Answer(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,12 +72,13 @@ def audio_key(wav: bytes) -> str:
     return hashlib.sha256(wav).hexdigest()
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackFake):
     """Serves scripted chat completions at `base_url` (ends in /v1)."""
 
     def __init__(
         self, *, default: Answer | None = None, rule: Rule | None = None
     ) -> None:
+        super().__init__(self._handle)
         self.requests: list[ChatRequest] = []
         self.by_audio: dict[str, Answer] = {}
         self.rule = rule
@@ -86,7 +86,6 @@ class FakeOpenAI:
         self._script: deque[Answer] = deque()
         self._ids = itertools.count(1)
         self._arrived = asyncio.Condition()
-        self._server = LoopbackHttpServer(self._handle)
 
     @property
     def base_url(self) -> str:
@@ -100,24 +99,6 @@ class FakeOpenAI:
         async with asyncio.timeout(timeout_s), self._arrived:
             await self._arrived.wait_for(lambda: len(self.requests) >= count)
         return list(self.requests)
-
-    async def start(self) -> None:
-        await self._server.start()
-
-    async def stop(self) -> None:
-        await self._server.stop()
-
-    async def __aenter__(self) -> FakeOpenAI:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def _handle(self, request: Request) -> Response | None:
         if request.method != "POST" or request.path != "/v1/chat/completions":

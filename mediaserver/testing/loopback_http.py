@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from types import TracebackType
+from typing import Self
 from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
@@ -57,7 +58,29 @@ def unused_port() -> int:
     return port
 
 
-class LoopbackHttpServer:
+class Startable:
+    """`async with` around `start()` and `stop()`, which subclasses define."""
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+class LoopbackHttpServer(Startable):
     """Serves `handler` on 127.0.0.1 at an ephemeral port until `stop()`."""
 
     def __init__(self, handler: Handler, *, port: int = 0) -> None:
@@ -95,18 +118,6 @@ class LoopbackHttpServer:
         await self._server.wait_closed()
         self._server = None
 
-    async def __aenter__(self) -> LoopbackHttpServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
@@ -131,6 +142,19 @@ class LoopbackHttpServer:
             writer.close()
             with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 await writer.wait_closed()
+
+
+class LoopbackFake(Startable):
+    """A fake remote party that answers through a `LoopbackHttpServer`."""
+
+    def __init__(self, handler: Handler) -> None:
+        self._server = LoopbackHttpServer(handler)
+
+    async def start(self) -> None:
+        await self._server.start()
+
+    async def stop(self) -> None:
+        await self._server.stop()
 
 
 async def _read_request(reader: asyncio.StreamReader) -> Request | None:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from types import TracebackType
 
 import msgspec
 
 from mediaserver.controller.delivery import verify_signature
-from mediaserver.testing.loopback_http import LoopbackHttpServer, Request, Response
+from mediaserver.testing.loopback_http import LoopbackFake, Request, Response
 
 
 class Reply(msgspec.Struct, frozen=True, kw_only=True):
@@ -40,18 +39,18 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
         return self.request.headers.get("callwright-event", "")
 
 
-class WebhookReceiver:
+class WebhookReceiver(LoopbackFake):
     """Records every request to any path; answers by its script."""
 
     def __init__(
         self, *, secret: bytes | None = None, default: Reply | None = None
     ) -> None:
+        super().__init__(self._handle)
         self.deliveries: list[Delivery] = []
         self.default = default or Reply()
         self._secret = secret
         self._script: deque[Reply] = deque()
         self._arrived = asyncio.Condition()
-        self._server = LoopbackHttpServer(self._handle)
 
     @property
     def url(self) -> str:
@@ -73,24 +72,6 @@ class WebhookReceiver:
         async with asyncio.timeout(timeout_s), self._arrived:
             await self._arrived.wait_for(lambda: len(self.deliveries) >= count)
         return list(self.deliveries)
-
-    async def start(self) -> None:
-        await self._server.start()
-
-    async def stop(self) -> None:
-        await self._server.stop()
-
-    async def __aenter__(self) -> WebhookReceiver:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def _handle(self, request: Request) -> Response | None:
         reply = self._script.popleft() if self._script else self.default
