@@ -97,6 +97,8 @@ def classify_failure(data: str | bytes, exc: msgspec.DecodeError) -> Issue:
         raw = msgspec.json.decode(data)
     except msgspec.DecodeError:
         return Issue(kind=IssueKind.MALFORMED_JSON, detail=text)
+    except RecursionError:  # e.g. "[[[[..." a thousand deep: still a bad message
+        return Issue(kind=IssueKind.MALFORMED_JSON, detail="nested too deeply")
     if not isinstance(raw, dict):
         return Issue(kind=IssueKind.INVALID_MESSAGE, detail="not a JSON object")
     if "Invalid value" in text and "$.event" in text:

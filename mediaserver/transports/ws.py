@@ -197,10 +197,16 @@ async def _pump(ws: ServerConnection, codec: Codec, session: CallSession) -> str
         try:
             if await _dispatch(decode(message), session, counters, codec.carrier):
                 return "carrier sent stop"
-        except Exception:
-            # One frame our code could not handle must not end the call.
+        except Exception as exc:
+            # One frame our code could not handle must not end the call, and
+            # a peer sending many must not flood the log.
             counters.bump("frame_errors")
-            log.exception("media frame handling failed; the call goes on")
+            _warn.warning(
+                f"{codec.carrier}:frame_error",
+                "media frame handling failed (%s: %s); the call goes on",
+                type(exc).__name__,
+                str(exc)[:120],
+            )
         if session.ended:
             return "session ended"
     return "carrier closed the stream"

@@ -94,6 +94,31 @@ async def test_bad_messages_mid_call_are_skipped_and_counted(rig: Rig) -> None:
     assert rig.server.metrics()["binary_frame"] >= 1
 
 
+async def test_deeply_nested_json_is_a_bad_message_not_a_crash(rig: Rig) -> None:
+    plan, token = rig.plan()
+    audio = corpus_audio(HUMAN)
+    stream = TwilioStream(rig.server.url("twilio"), token=token, speed=SPEED)
+    await stream.open(send_start=False)
+    try:
+        await stream.send_raw("[" * 5000)  # before start: no token needed to send it
+        await stream.send_json(stream.start_message())
+        await stream.play(audio[:4000], stop=False)
+        for _ in range(3):
+            await stream.send_raw("[" * 5000 + "]" * 5000)
+        await stream.play(audio[4000:])
+        await stream.wait_closed()
+    finally:
+        await stream.close()
+    outcome = await rig.outcomes.wait_outcome(plan.call_id)
+
+    assert outcome.end_type == EndType.USER_HANGUP
+    assert outcome.verdict is not None
+    assert outcome.verdict.label is Label.HUMAN
+    counts = last_session(rig, plan.call_id).counters.counts
+    assert counts["malformed_json"] + counts.get("invalid_message", 0) >= 3
+    assert counts.get("frame_errors", 0) == 0
+
+
 async def test_missing_chunks_become_silence_and_stream_time_stays_true(
     rig: Rig,
 ) -> None:
