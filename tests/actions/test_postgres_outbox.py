@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -19,37 +17,26 @@ from mediaserver.controller.delivery import BackoffPolicy, DeliveryWorker
 from mediaserver.controller.events import LifecycleEvent
 from mediaserver.controller.outbox import OutboxHooks, StaticCampaigns
 from mediaserver.controller.status import CallStatus
-from mediaserver.store.db import create_schema, drop_schema, make_engine
-from mediaserver.store.probe import _probe
+from mediaserver.store.db import make_engine
 from mediaserver.store.queue import QueueStore
 from mediaserver.testing.webhook_receiver import WebhookReceiver
 from tests.actions.conftest import SECRET
 from tests.actions.helpers import CampaignStub, full_action, new_attempt
 from tests.actions.seed import seed_tables
+from tests.postgres_support import fresh_schema, pg_url
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="module")
 def url() -> str:
-    url = os.environ.get("CALLWRIGHT_PG_URL", "")
-    if url and asyncio.run(_probe(url.replace("+asyncpg", ""))):
-        return url
-    if os.environ.get("CALLWRIGHT_PG_REQUIRED") == "1":
-        pytest.fail(f"CALLWRIGHT_PG_REQUIRED=1 but PostgreSQL is not at {url!r}")
-    pytest.skip("PostgreSQL not reachable (CALLWRIGHT_PG_URL)")
+    return pg_url()
 
 
 @pytest_asyncio.fixture
 async def schema(url: str) -> AsyncIterator[str]:
-    name = "cw_outbox_" + uuid.uuid4().hex[:12]
-    engine = make_engine(url, schema=name)
-    await create_schema(engine, schema=name)
-    await engine.dispose()
-    yield name
-    engine = make_engine(url)
-    await drop_schema(engine, name)
-    await engine.dispose()
+    async with fresh_schema(url, "cw_outbox_") as name:
+        yield name
 
 
 async def test_two_nodes_deliver_each_event_once(

@@ -8,8 +8,6 @@ the tests skip, unless CALLWRIGHT_PG_REQUIRED=1 makes that a failure.
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,28 +15,14 @@ import msgspec
 import pytest
 import pytest_asyncio
 
-from mediaserver.store.db import create_schema, drop_schema, make_engine
-from mediaserver.store.probe import _probe
+from mediaserver.store.db import make_engine
 from mediaserver.store.queue import QueueStore
 from tests.controller import test_crash_restart as crash
 from tests.controller.queue_support import FakeClock
 from tests.controller.test_queue_store import new_attempt
+from tests.postgres_support import fresh_schema, pg_url
 
 pytestmark = pytest.mark.postgres
-
-
-def pg_url() -> str:
-    url = os.environ.get("CALLWRIGHT_PG_URL", "")
-    required = os.environ.get("CALLWRIGHT_PG_REQUIRED") == "1"
-    reachable = bool(url) and asyncio.run(_probe(url.replace("+asyncpg", "")))
-    if not reachable:
-        reason = (
-            f"PostgreSQL not reachable at {url!r}" if url else "CALLWRIGHT_PG_URL unset"
-        )
-        if required:
-            pytest.fail(f"CALLWRIGHT_PG_REQUIRED=1 but {reason}")
-        pytest.skip(reason)
-    return url
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +32,8 @@ def url() -> str:
 
 @pytest_asyncio.fixture
 async def schema(url: str) -> AsyncIterator[str]:
-    name = "cw_queue_" + uuid.uuid4().hex[:12]
-    engine = make_engine(url, schema=name)
-    await create_schema(engine, schema=name)
-    await engine.dispose()
-    yield name
-    engine = make_engine(url)
-    await drop_schema(engine, name)
-    await engine.dispose()
+    async with fresh_schema(url, "cw_queue_") as name:
+        yield name
 
 
 async def test_concurrent_claims_never_overlap(url: str, schema: str) -> None:
