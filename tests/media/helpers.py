@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,19 +44,28 @@ class Rig:
 
     def plan(self, **overrides: Any) -> tuple[CallPlan, str]:
         """Register a plan for a new call; returns it with its media token."""
-        call_id = new_id()
-        fields: dict[str, Any] = {
-            "call_id": call_id,
-            "campaign_id": "camp-1",
-            "conversation_id": new_id(),
-            "agent_url": self.agent.url,
-            "opening_script": "Hello, this is Callwright about your order.",
-            "leave_message_script": "Sorry we missed you.",
-        }
-        fields.update(overrides)
-        plan = CallPlan(**fields)
-        self.plans.add(plan)
-        return plan, media_token(call_id)
+        fields = {"campaign_id": "camp-1", "agent_url": self.agent.url, **overrides}
+        return register_plan(self.plans, media_token, fields)
+
+
+def register_plan(
+    plans: InMemoryPlans, token: Callable[[str], str], overrides: dict[str, Any]
+) -> tuple[CallPlan, str]:
+    """Add a plan for a new call (stock scripts unless `overrides` name others).
+
+    Returns the plan with `token(call_id)` for the call id drawn here.
+    """
+    call_id = new_id()
+    fields: dict[str, Any] = {
+        "call_id": call_id,
+        "conversation_id": new_id(),
+        "opening_script": "Hello, this is Callwright about your order.",
+        "leave_message_script": "Sorry we missed you.",
+    }
+    fields.update(overrides)
+    plan = CallPlan(**fields)
+    plans.add(plan)
+    return plan, token(call_id)
 
 
 def media_token(call_id: str, ttl_s: int = 600) -> str:

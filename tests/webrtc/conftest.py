@@ -12,13 +12,13 @@ import pytest_asyncio
 from mediaserver import tokens
 from mediaserver.agent.client import AgentLinkConfig
 from mediaserver.agent.reference import ReferenceAgent
-from mediaserver.ids import new_id
 from mediaserver.media_amd import AmdEngine
 from mediaserver.media_server import InMemoryPlans, OutcomeLog
 from mediaserver.plan import CallPlan
 from mediaserver.transports.webrtc import WebRtcSettings, WebRtcTransport
 from mediaserver.transports.ws import StreamGate
 from signaling.http import SignalingServer
+from tests.media.helpers import register_plan
 
 SECRET = "webrtc-test-secret-41c9"
 
@@ -47,19 +47,12 @@ class Rig:
 
     def plan(self, **overrides: Any) -> tuple[CallPlan, str]:
         """Register a plan for a new call; returns it with its media token."""
-        call_id = new_id()
-        fields: dict[str, Any] = {
-            "call_id": call_id,
+        fields = {
             "campaign_id": "camp-webrtc",
-            "conversation_id": new_id(),
             "agent_url": self.agent.url,
-            "opening_script": "Hello, this is Callwright about your order.",
-            "leave_message_script": "Sorry we missed you.",
+            **overrides,
         }
-        fields.update(overrides)
-        plan = CallPlan(**fields)
-        self.plans.add(plan)
-        return plan, media_token(call_id)
+        return register_plan(self.plans, media_token, fields)
 
 
 def media_token(call_id: str, ttl_s: int = 600) -> str:
