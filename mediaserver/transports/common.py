@@ -10,7 +10,7 @@ carrier-neutral Structs. `Issue` reports input we refused, with a stable
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -21,6 +21,8 @@ class Encoding(StrEnum):
     PCMU = "pcmu"
     PCMA = "pcma"
 
+
+T = TypeVar("T")
 
 FRAME_BYTES = 160  # 20 ms of 8 kHz G.711
 FRAME_MS = 20
@@ -47,6 +49,18 @@ class Started(msgspec.Struct, frozen=True, kw_only=True):
     token: str | None
     custom_parameters: dict[str, Any]
     tracks: list[str] = []
+
+
+class Name(msgspec.Struct, kw_only=True):
+    """A mark's `{name}` on the wire, both ways."""
+
+    name: str
+
+
+class OutPayload(msgspec.Struct):
+    """An outbound media message's `{payload}`; msgspec encodes it as base64."""
+
+    payload: bytes
 
 
 class MarkEcho(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,6 +100,22 @@ class Issue(msgspec.Struct, frozen=True, kw_only=True):
 Inbound = (
     MediaBody | Connected | Started | MarkEcho | Dtmf | Stopped | CarrierReportedError
 )
+
+
+def decode_text(decoder: msgspec.json.Decoder[T], data: str | bytes) -> T | Issue:
+    """One WebSocket message as the carrier's typed message, or why not."""
+    if isinstance(data, bytes):
+        return Issue(kind=IssueKind.BINARY_FRAME, detail=f"{len(data)} bytes")
+    try:
+        return decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        return classify_failure(data, exc)
+
+
+def token_parameter(custom_parameters: dict[str, Any]) -> str | None:
+    """The per-call token a stream's custom parameters carry, if a string."""
+    token = custom_parameters.get("token")
+    return token if isinstance(token, str) else None
 
 
 def classify_failure(data: str | bytes, exc: msgspec.DecodeError) -> Issue:

@@ -24,9 +24,12 @@ from mediaserver.transports.common import (
     IssueKind,
     MarkEcho,
     MediaBody,
+    Name,
+    OutPayload,
     Started,
     Stopped,
-    classify_failure,
+    decode_text,
+    token_parameter,
 )
 
 TOKEN_HEADER = "x-telnyx-streaming-auth-token"
@@ -48,10 +51,6 @@ class _StartBody(msgspec.Struct, kw_only=True):
     call_session_id: str = ""
     custom_parameters: dict[str, Any] = {}
     media_format: _MediaFormat = _MediaFormat()
-
-
-class _Name(msgspec.Struct, kw_only=True):
-    name: str
 
 
 class _Digit(msgspec.Struct, kw_only=True):
@@ -78,7 +77,7 @@ class _Media(_Event, tag="media"):
 
 
 class _Mark(_Event, tag="mark"):
-    mark: _Name
+    mark: Name
 
 
 class _Dtmf(_Event, tag="dtmf"):
@@ -96,16 +95,12 @@ class _Error(_Event, tag="error"):
 _Message = _Connected | _Start | _Media | _Mark | _Dtmf | _Stop | _Error
 
 
-class _OutPayload(msgspec.Struct):
-    payload: bytes
-
-
 class _OutMedia(msgspec.Struct, tag_field="event", tag="media"):
-    media: _OutPayload
+    media: OutPayload
 
 
 class _OutMark(msgspec.Struct, tag_field="event", tag="mark"):
-    mark: _Name
+    mark: Name
 
 
 class _OutClear(msgspec.Struct, tag_field="event", tag="clear"):
@@ -127,15 +122,11 @@ class TelnyxCodec:
         self.stream_id = ""
 
     def decode(self, data: str | bytes) -> Inbound | Issue:
-        if isinstance(data, bytes):
-            return Issue(kind=IssueKind.BINARY_FRAME, detail=f"{len(data)} bytes")
-        try:
-            msg = _decoder.decode(data)
-        except msgspec.DecodeError as exc:
-            return classify_failure(data, exc)
-
+        msg = decode_text(_decoder, data)
         if type(msg) is _Media:
             return msg.media
+        if type(msg) is Issue:
+            return msg
         if type(msg) is _Start:
             return self._started(msg)
         if type(msg) is _Mark:
@@ -156,21 +147,20 @@ class TelnyxCodec:
             detail = f"{body.media_format.encoding}/{body.media_format.sample_rate}"
             return Issue(kind=IssueKind.UNSUPPORTED_ENCODING, detail=detail[:40])
         self.stream_id = msg.stream_id or ""
-        token = body.custom_parameters.get("token")
         return Started(
             stream_id=self.stream_id,
             provider_call_id=body.call_control_id,
             encoding=encoding,
-            token=token if isinstance(token, str) else None,
+            token=token_parameter(body.custom_parameters),
             custom_parameters=body.custom_parameters,
         )
 
     def encode_media(self, payload: bytes) -> bytes:
         """A `media` message in RTP mode: raw codec bytes, no RTP header."""
-        return _encoder.encode(_OutMedia(_OutPayload(payload)))
+        return _encoder.encode(_OutMedia(OutPayload(payload)))
 
     def encode_mark(self, name: str) -> bytes:
-        return _encoder.encode(_OutMark(_Name(name=name)))
+        return _encoder.encode(_OutMark(Name(name=name)))
 
     def encode_clear(self) -> bytes:
         return _CLEAR

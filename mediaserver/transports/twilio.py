@@ -22,9 +22,12 @@ from mediaserver.transports.common import (
     IssueKind,
     MarkEcho,
     MediaBody,
+    Name,
+    OutPayload,
     Started,
     Stopped,
-    classify_failure,
+    decode_text,
+    token_parameter,
 )
 
 
@@ -48,10 +51,6 @@ class _StartBody(msgspec.Struct, rename="camel", kw_only=True):
     media_format: _MediaFormat = _MediaFormat()
 
 
-class _Name(msgspec.Struct, kw_only=True):
-    name: str
-
-
 class _Digit(msgspec.Struct, kw_only=True):
     digit: str
     track: str = ""
@@ -71,7 +70,7 @@ class _Media(_Event, tag="media"):
 
 
 class _Mark(_Event, tag="mark"):
-    mark: _Name
+    mark: Name
 
 
 class _Dtmf(_Event, tag="dtmf"):
@@ -85,18 +84,14 @@ class _Stop(_Event, tag="stop"):
 _Message = _Connected | _Start | _Media | _Mark | _Dtmf | _Stop
 
 
-class _OutPayload(msgspec.Struct):
-    payload: bytes
-
-
 class _OutMedia(msgspec.Struct, tag_field="event", tag="media", rename="camel"):
     stream_sid: str
-    media: _OutPayload
+    media: OutPayload
 
 
 class _OutMark(msgspec.Struct, tag_field="event", tag="mark", rename="camel"):
     stream_sid: str
-    mark: _Name
+    mark: Name
 
 
 class _OutClear(msgspec.Struct, tag_field="event", tag="clear", rename="camel"):
@@ -116,16 +111,12 @@ class TwilioCodec:
         self.stream_sid = ""
 
     def decode(self, data: str | bytes) -> Inbound | Issue:
-        if isinstance(data, bytes):
-            return Issue(kind=IssueKind.BINARY_FRAME, detail=f"{len(data)} bytes")
-        try:
-            msg = _decoder.decode(data)
-        except msgspec.DecodeError as exc:
-            return classify_failure(data, exc)
-
+        msg = decode_text(_decoder, data)
         # Media first: it is 50 messages a second, everything else is rare.
         if type(msg) is _Media:
             return msg.media
+        if type(msg) is Issue:
+            return msg
         if type(msg) is _Start:
             return self._started(msg)
         if type(msg) is _Mark:
@@ -142,22 +133,21 @@ class TwilioCodec:
         if encoding not in ("audio/x-mulaw", "pcmu"):
             return Issue(kind=IssueKind.UNSUPPORTED_ENCODING, detail=encoding[:40])
         self.stream_sid = msg.stream_sid or body.stream_sid
-        token = body.custom_parameters.get("token")
         return Started(
             stream_id=self.stream_sid,
             provider_call_id=body.call_sid,
             encoding=Encoding.PCMU,
-            token=token if isinstance(token, str) else None,
+            token=token_parameter(body.custom_parameters),
             custom_parameters=body.custom_parameters,
             tracks=body.tracks,
         )
 
     def encode_media(self, payload: bytes) -> bytes:
         """A `media` message; the payload is raw mu-law, whole 20 ms frames."""
-        return _encoder.encode(_OutMedia(self.stream_sid, _OutPayload(payload)))
+        return _encoder.encode(_OutMedia(self.stream_sid, OutPayload(payload)))
 
     def encode_mark(self, name: str) -> bytes:
-        return _encoder.encode(_OutMark(self.stream_sid, _Name(name=name)))
+        return _encoder.encode(_OutMark(self.stream_sid, Name(name=name)))
 
     def encode_clear(self) -> bytes:
         return _encoder.encode(_OutClear(self.stream_sid))
