@@ -47,6 +47,16 @@ from mediaserver.store.queue import Attempt, NewAttempt, QueueStore
 
 log = logging.getLogger(__name__)
 
+# Statuses in which the carrier may open the call's media stream.
+_DIALLED = frozenset(
+    {
+        CallStatus.DISPATCHING,
+        CallStatus.INITIATED,
+        CallStatus.RINGING,
+        CallStatus.ANSWERED,
+    }
+)
+
 Clock = Callable[[], dt.datetime]
 _ERROR_MAX = 500
 
@@ -353,7 +363,9 @@ class Controller:
 
     async def plan_for(self, call_id: str) -> CallPlan | None:
         attempt = await self.store.get(call_id)
-        if attempt is None or attempt.status in TERMINAL:
+        if attempt is None or attempt.status not in _DIALLED:
+            # A token is no licence on its own: only a call we are dialling
+            # (or already talking on) may open a media stream.
             return None
         campaign = await self._campaigns.get(
             attempt.campaign_id, attempt.campaign_version

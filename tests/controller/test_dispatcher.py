@@ -293,6 +293,17 @@ async def test_plan_and_media_observer(make_rig: Any) -> None:
     assert [r.call_id for r in rig.dialer.requests] == [first.id, second.id]
 
 
+async def test_no_media_plan_for_a_call_not_yet_dialled(make_rig: Any) -> None:
+    rig = await make_rig(campaign())
+    (attempt,) = await rig.controller.enqueue([launch()])
+
+    # Queued, not dialled: a valid media token alone must not open a call.
+    assert await rig.controller.plan_for(attempt.id) is None
+
+    await rig.run_pass()
+    assert await rig.controller.plan_for(attempt.id) is not None
+
+
 async def test_media_outcome_after_carrier_completed_keeps_end_type(
     make_rig: Any,
 ) -> None:
