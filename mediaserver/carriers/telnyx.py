@@ -109,6 +109,12 @@ def carrier_error(exc: Exception, action: str) -> CarrierError:
     return CarrierError(f"telnyx {action} failed: {exc!r}", retryable=False)
 
 
+def _already_ended(exc: Exception) -> bool:
+    return isinstance(exc, telnyx.APIStatusError) and bool(
+        error_codes(exc) & ALREADY_ENDED_CODES
+    )
+
+
 class TelnyxDialer:
     """`Dialer` for Telnyx Call Control."""
 
@@ -178,20 +184,13 @@ class TelnyxDialer:
 
     async def hangup(self, provider_call_id: str) -> None:
         """Hang up once; Telnyx's "call has already ended" (90018) is success."""
-        if not self._hung_up.first(provider_call_id):
-            return
-        try:
-            await self._client.calls.actions.hangup(call_control_id=provider_call_id)
-        except telnyx.APIStatusError as exc:
-            if error_codes(exc) & ALREADY_ENDED_CODES:
-                log.info("telnyx call %s had already ended", provider_call_id)
-                return
-            self._hung_up.forget(provider_call_id)
-            raise carrier_error(exc, "hangup") from exc
-        except Exception as exc:
-            self._hung_up.forget(provider_call_id)
-            raise carrier_error(exc, "hangup") from exc
-        log.info("telnyx hung up %s", provider_call_id)
+        await self._hung_up.hang_up(
+            provider_call_id,
+            lambda: self._client.calls.actions.hangup(call_control_id=provider_call_id),
+            carrier="telnyx",
+            already_ended=_already_ended,
+            to_error=carrier_error,
+        )
 
     async def close(self) -> None:
         await self._client.close()

@@ -177,6 +177,12 @@ def carrier_error(exc: Exception, action: str) -> CarrierError:
     return CarrierError(f"twilio {action} failed: {exc!r}", retryable=False)
 
 
+def _already_ended(exc: Exception) -> bool:
+    return isinstance(exc, TwilioRestException) and (
+        exc.code in ALREADY_ENDED_CODES or exc.status == 404
+    )
+
+
 class TwilioDialer:
     """`Dialer` for Twilio Programmable Voice."""
 
@@ -250,22 +256,15 @@ class TwilioDialer:
 
     async def hangup(self, provider_call_id: str) -> None:
         """End the call once; a call that has already ended is success."""
-        if not self._hung_up.first(provider_call_id):
-            return
-        try:
-            await self._run(
+        await self._hung_up.hang_up(
+            provider_call_id,
+            lambda: self._run(
                 lambda: self._client.calls(provider_call_id).update(status="completed")
-            )
-        except TwilioRestException as exc:
-            if exc.code in ALREADY_ENDED_CODES or exc.status == 404:
-                log.info("twilio call %s had already ended", provider_call_id)
-                return
-            self._hung_up.forget(provider_call_id)
-            raise carrier_error(exc, "hangup") from exc
-        except Exception as exc:
-            self._hung_up.forget(provider_call_id)
-            raise carrier_error(exc, "hangup") from exc
-        log.info("twilio hung up %s", provider_call_id)
+            ),
+            carrier="twilio",
+            already_ended=_already_ended,
+            to_error=carrier_error,
+        )
 
     async def lookup(self, provider_call_id: str) -> CarrierEvent | None:
         """Where the call stands at Twilio, or None if Twilio does not know it.
