@@ -60,7 +60,8 @@ def load_manifest(folder: Path | None = None) -> list[CorpusEntry]:
                 beep_onset_s=None,
                 duration_s=0.0,
             )
-            for p in sorted(folder.rglob("*.wav"))
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.suffix.lower() == ".wav"
         ]
     entries = []
     with manifest.open(newline="", encoding="utf-8") as f:

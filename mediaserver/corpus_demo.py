@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import wave
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,6 +57,7 @@ class CallResult(msgspec.Struct, kw_only=True):
     final_ms: int | None = None
     end_type: str = ""
     delivery_ms: float | None = None  # wall delay: frame sent -> agent has verdict
+    error: str = ""  # why the file could not be played as a call
 
     @property
     def scored(self) -> bool:
@@ -92,6 +94,14 @@ async def run_corpus_demo(
     async with ReferenceAgent(secret) as agent, server:
 
         async def one(entry: CorpusEntry) -> CallResult:
+            try:
+                audio = read_wav(entry.path)
+            except (OSError, EOFError, ValueError, wave.Error) as exc:
+                # One unreadable file is one row of the table, not the end.
+                failed = CallResult(file=entry.name, label=entry.label, error=str(exc))
+                if on_result is not None:
+                    on_result(failed)
+                return failed
             async with gate:
                 plan = CallPlan(
                     call_id=new_id(),
@@ -106,7 +116,7 @@ async def run_corpus_demo(
                 token = tokens.issue(secret.encode(), plan.call_id)
                 stream = TwilioStream(server.url("twilio"), token=token, speed=speed)
                 async with stream:
-                    await stream.play(read_wav(entry.path), hold_s=3.0 * speed)
+                    await stream.play(audio, hold_s=3.0 * speed)
                     await stream.wait_closed(within_s=30.0)
                 outcome = await outcomes.wait_outcome(plan.call_id)
                 result = _result(entry, agent.sessions.get(plan.call_id), stream)
@@ -169,11 +179,16 @@ def print_report(results: list[CallResult], *, wall_s: float | None = None) -> N
             else f"{r.final_action}@{_s(r.final_ms)}"
         )
         expect = r.label if r.scored else f"({r.label})"
+        if r.error:
+            print(f"{r.file[:58]:<58} {expect:<7} not played: {r.error[:80]}")
+            continue
         print(
             f"{r.file[:58]:<58} {expect:<7} {r.verdict:<8} {r.machine_state:<8} "
             f"{_s(r.verdict_ms):>6} {_s(r.beep_ms):>6} {final:<14} {r.end_type:<16}"
         )
-    scored = [r for r in results if r.scored]
+    if not results:
+        print("no WAV files found")
+    scored = [r for r in results if r.scored and not r.error]
     right = sum(r.correct for r in scored)
     humans = [r for r in scored if r.label == "human"]
     humans_wrong = sum(r.verdict == "machine" for r in humans)
@@ -218,7 +233,11 @@ def print_report(results: list[CallResult], *, wall_s: float | None = None) -> N
         f"p99 {_pct(delivery, 99)}"
     )
     if wall_s is not None:
-        print(f"{len(results)} calls in {wall_s:.1f} s")
+        played = sum(not r.error for r in results)
+        print(f"{played} calls in {wall_s:.1f} s")
+    unplayed = len(results) - sum(not r.error for r in results)
+    if unplayed:
+        print(f"{unplayed} file(s) could not be played (see 'not played' above)")
 
 
 async def main_async(folder: Path | None, speed: float, concurrency: int) -> int:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import wave
+from pathlib import Path
+
+import numpy as np
 import pytest
 
+from mediaserver.corpus import default_corpus_dir, read_wav
 from mediaserver.corpus_demo import print_report, run_corpus_demo
 from mediaserver.media_amd import AmdEngine
 
@@ -33,3 +38,34 @@ async def test_demo_reports_verdicts_beep_and_final_action(
     out = capsys.readouterr().out
     assert "accuracy: 2/2 = 100.0 %" in out
     assert "synthetic_personal_greeting_3_beep1400.wav" in out
+
+
+async def test_unplayable_files_are_rows_not_a_crash(
+    amd_engine: AmdEngine, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    human = tmp_path / "human"
+    human.mkdir()
+    hello = read_wav(default_corpus_dir() / "human" / "asterisk_en_hello_padded.wav")
+    _write_wav(human / "Hello.WAV", hello, 8000)  # upper-case suffix still counts
+    _write_wav(human / "wideband.wav", hello, 16000)
+    (human / "broken.wav").write_text("not a wav file")
+
+    results = await run_corpus_demo(tmp_path, 20.0, concurrency=2, engine=amd_engine)
+    by_file = {r.file: r for r in results}
+    assert set(by_file) == {"Hello.WAV", "wideband.wav", "broken.wav"}
+    assert by_file["Hello.WAV"].verdict == "human"
+    assert "8000 Hz" in by_file["wideband.wav"].error
+    assert by_file["broken.wav"].error
+
+    print_report(results)
+    out = capsys.readouterr().out
+    assert "accuracy: 1/1 = 100.0 %" in out
+    assert "2 file(s) could not be played" in out
+
+
+def _write_wav(path: Path, pcm: np.ndarray, rate: int) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.astype("<i2").tobytes())
