@@ -56,9 +56,20 @@ class RateLimitedLog:
         self._logger.warning(msg, *args, extra=extra or None)
 
 
+class CallContext(logging.Filter):
+    """Show the call id a line carries in `extra`, so calls can be told apart."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        call_id = getattr(record, "call_id", None)
+        record.call = f" [call {str(call_id)[:13]}]" if call_id else ""
+        return True
+
+
 def configure(level: str = "INFO") -> None:
     """Plain stdlib logging for the command-line entry points."""
     logging.basicConfig(
         level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)-7s %(name)s:%(call)s %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(CallContext())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from pathlib import Path
@@ -13,7 +14,7 @@ from mediaserver import tokens
 from mediaserver.amd import model
 from mediaserver.codecs import g711
 from mediaserver.errors import ModelError, TokenError
-from mediaserver.logs import mask_number, mask_text
+from mediaserver.logs import CallContext, mask_number, mask_text
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -86,3 +87,14 @@ def test_corrupt_model_is_refused(tmp_path: Path) -> None:
 
 def test_installed_model_matches_pin() -> None:
     assert model.verified_model_path() == model.default_model_path()
+
+
+def test_log_lines_name_their_call() -> None:
+    context = CallContext()
+    with_call = logging.LogRecord("x", logging.INFO, "f", 1, "verdict", None, None)
+    with_call.call_id = "01a23eda-6653-7000-9f32-81027536cd5d"
+    without = logging.LogRecord("x", logging.INFO, "f", 1, "started", None, None)
+    assert context.filter(with_call)
+    assert context.filter(without)
+    assert getattr(with_call, "call") == " [call 01a23eda-6653]"  # noqa: B009
+    assert getattr(without, "call") == ""  # noqa: B009
