@@ -225,7 +225,8 @@ def main() -> None:
     settings = MediaServerSettings(
         host=os.environ.get("CALLWRIGHT_MEDIA_HOST", "127.0.0.1"),
         port=int(os.environ.get("CALLWRIGHT_MEDIA_PORT", "8765")),
-        secret=os.environ.get("CALLWRIGHT_SECRET", ""),
+        secret=os.environ.get("CALLWRIGHT_MEDIA_SECRET")
+        or os.environ.get("CALLWRIGHT_SECRET", ""),
     )
     try:
         import uvloop

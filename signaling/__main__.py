@@ -1,6 +1,6 @@
 """Serve WebRTC signaling alone: `python -m signaling`.
 
-Environment: CALLWRIGHT_SECRET (required), CALLWRIGHT_WEBRTC_HOST
+Environment: CALLWRIGHT_MEDIA_SECRET or CALLWRIGHT_SECRET (required), CALLWRIGHT_WEBRTC_HOST
 (127.0.0.1), CALLWRIGHT_WEBRTC_PORT (8766), CALLWRIGHT_ICE_HOSTS (comma
 separated host-candidate addresses; empty: aioice's own discovery). Like
 `python -m mediaserver.media_server`, it starts with an empty in-memory
@@ -37,9 +37,11 @@ async def serve(secret: bytes, host: str, port: int, ice_hosts: list[str]) -> No
 
 def main() -> None:
     configure()
-    secret = os.environ.get("CALLWRIGHT_SECRET", "")
+    secret = os.environ.get("CALLWRIGHT_MEDIA_SECRET") or os.environ.get(
+        "CALLWRIGHT_SECRET", ""
+    )
     if not secret:
-        raise ConfigError("CALLWRIGHT_SECRET is not set")
+        raise ConfigError("CALLWRIGHT_MEDIA_SECRET (or CALLWRIGHT_SECRET) is not set")
     hosts = os.environ.get("CALLWRIGHT_ICE_HOSTS", "")
     asyncio.run(
         serve(

@@ -6,7 +6,7 @@ codec, followed by a mark and a turn report with the script text. It obeys
 `stop_speaking` (stops, reports the turn as cut), plays its message and
 hangs up on `final_action` leave_message, and closes on end_call. Every
 session is kept in `sessions` so tests and the demo can see what it heard.
-Run alone: `python -m mediaserver.agent.reference` (CALLWRIGHT_SECRET).
+Run alone: `python -m mediaserver.agent.reference` (CALLWRIGHT_MEDIA_SECRET, or CALLWRIGHT_SECRET).
 """
 
 from __future__ import annotations
@@ -210,7 +210,8 @@ class _Conversation:
 
 async def _main() -> None:
     agent = ReferenceAgent(
-        os.environ.get("CALLWRIGHT_SECRET", ""),
+        os.environ.get("CALLWRIGHT_MEDIA_SECRET")
+        or os.environ.get("CALLWRIGHT_SECRET", ""),
         port=int(os.environ.get("CALLWRIGHT_AGENT_PORT", "8766")),
     )
     async with agent:
