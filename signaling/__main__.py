@@ -1,7 +1,8 @@
 """Serve WebRTC signaling alone: `python -m signaling`.
 
-Environment: CALLWRIGHT_MEDIA_SECRET or CALLWRIGHT_SECRET (required), CALLWRIGHT_WEBRTC_HOST
-(127.0.0.1), CALLWRIGHT_WEBRTC_PORT (8766), CALLWRIGHT_ICE_HOSTS (comma
+Environment: CALLWRIGHT_MEDIA_SECRET or CALLWRIGHT_SECRET (required),
+CALLWRIGHT_WEBRTC_HOST
+(127.0.0.1), CALLWRIGHT_WEBRTC_PORT (8767), CALLWRIGHT_ICE_HOSTS (comma
 separated host-candidate addresses; empty: aioice's own discovery). Like
 `python -m mediaserver.media_server`, it starts with an empty in-memory
 plan source: it is the skeleton a deployment wires to its own plans.
@@ -47,7 +48,7 @@ def main() -> None:
         serve(
             secret.encode(),
             os.environ.get("CALLWRIGHT_WEBRTC_HOST", "127.0.0.1"),
-            int(os.environ.get("CALLWRIGHT_WEBRTC_PORT", "8766")),
+            int(os.environ.get("CALLWRIGHT_WEBRTC_PORT", "8767")),
             [h.strip() for h in hosts.split(",") if h.strip()],
         )
     )

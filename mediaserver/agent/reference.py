@@ -6,7 +6,8 @@ codec, followed by a mark and a turn report with the script text. It obeys
 `stop_speaking` (stops, reports the turn as cut), plays its message and
 hangs up on `final_action` leave_message, and closes on end_call. Every
 session is kept in `sessions` so tests and the demo can see what it heard.
-Run alone: `python -m mediaserver.agent.reference` (CALLWRIGHT_MEDIA_SECRET, or CALLWRIGHT_SECRET).
+Run alone: `callwright agent`, or `python -m mediaserver.agent.reference`
+(CALLWRIGHT_MEDIA_SECRET, or CALLWRIGHT_SECRET).
 """
 
 from __future__ import annotations
