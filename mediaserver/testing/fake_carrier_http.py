@@ -14,11 +14,14 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+import numpy as np
 import uvicorn
+from numpy.typing import NDArray
+from websockets.exceptions import InvalidHandshake
 
 from mediaserver.testing.carrier_stream import CarrierStream
 
@@ -238,3 +241,74 @@ async def until_either(ended: asyncio.Event, stream: CarrierStream) -> None:
         for task in (ended_task, closed_task):
             task.cancel()
         await asyncio.gather(ended_task, closed_task, return_exceptions=True)
+
+
+class PlacedCall(Protocol):
+    ended: asyncio.Event  # the fake sent the call's last callback
+    hangup: asyncio.Event  # our side asked the carrier to hang up
+
+
+CallT = TypeVar("CallT", bound=PlacedCall)
+
+
+class FakeCarrier(Generic[CallT]):
+    """What both carrier fakes hold: REST server, callback sender, call tasks."""
+
+    def __init__(self, handler: Handler, name: str) -> None:
+        self._server = LoopbackServer(asgi_app(handler), name)
+        self._sender = CallbackSender()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.calls: dict[str, CallT] = {}
+        self.requests: list[HttpRequest] = []
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.close()
+        await self._sender.close()
+
+    async def wait_ended(self) -> None:
+        """Wait until every call placed so far has sent its final callback."""
+        for call in list(self.calls.values()):
+            await call.ended.wait()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _hung_up_within(self, call: CallT, seconds: float) -> bool:
+        try:
+            async with asyncio.timeout(seconds):
+                await call.hangup.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
+async def play_and_hold(
+    stream: CarrierStream,
+    pcm: NDArray[np.int16],
+    *,
+    played: asyncio.Event,
+    ended: asyncio.Event,
+    carrier: str,
+) -> None:
+    """Open `stream`, play `pcm`, hold until the call ends, then `stop`.
+
+    `stop` goes only if our server has not closed the stream first.
+    """
+    try:
+        await stream.open()
+    except (OSError, InvalidHandshake, TimeoutError) as exc:
+        log.warning("fake %s could not open the media stream: %s", carrier, exc)
+        return
+    try:
+        await stream.play(pcm, stop=False)
+        played.set()
+        await until_either(ended, stream)
+        if not stream.closed:
+            await stream.send_json(stream.stop_message())
+    finally:
+        await stream.close()

@@ -26,17 +26,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nacl.signing import SigningKey
-from websockets.exceptions import InvalidHandshake
 
 from mediaserver.corpus import read_wav
 from mediaserver.testing.fake_carrier_http import (
-    CallbackSender,
+    FakeCarrier,
     HttpRequest,
     HttpResponse,
-    LoopbackServer,
-    asgi_app,
     media_phase,
-    until_either,
+    play_and_hold,
 )
 from mediaserver.testing.fake_twilio import CallScript
 from mediaserver.testing.telnyx_stream import TelnyxStream
@@ -93,7 +90,7 @@ def sign_webhook(key: SigningKey, timestamp: int, body: bytes) -> str:
     return base64.b64encode(signed.signature).decode()
 
 
-class FakeTelnyx:
+class FakeTelnyx(FakeCarrier[FakeTelnyxCall]):
     """Telnyx Call Control and call progress, served on 127.0.0.1."""
 
     def __init__(
@@ -105,17 +102,13 @@ class FakeTelnyx:
         media_player: TelnyxMediaPlayer | None = None,
         signing_key: SigningKey | None = None,
     ) -> None:
+        super().__init__(self._handle, "fake-telnyx")
         self._api_key = api_key
         self.scripts = dict(scripts or {})
         self.default = default or CallScript()
         self._player = media_player
         self.signing_key = signing_key or SigningKey.generate()
-        self._server = LoopbackServer(asgi_app(self._handle), "fake-telnyx")
-        self._sender = CallbackSender()
         self._ids = itertools.count(1)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.calls: dict[str, FakeTelnyxCall] = {}
-        self.requests: list[HttpRequest] = []
 
     @property
     def public_key(self) -> str:
@@ -133,18 +126,6 @@ class FakeTelnyx:
     async def start(self) -> str:
         await self._server.start()
         return self.api_base
-
-    async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.close()
-        await self._sender.close()
-
-    async def wait_ended(self) -> None:
-        """Wait until every call placed so far has sent `call.hangup`."""
-        for call in list(self.calls.values()):
-            await call.ended.wait()
 
     # REST API
 
@@ -180,11 +161,7 @@ class FakeTelnyx:
         call_control_id = f"v3:fake-{next(self._ids):06d}"
         call = FakeTelnyxCall(call_control_id=call_control_id, body=body, script=script)
         self.calls[call_control_id] = call
-        task = asyncio.create_task(
-            self._play(call), name=f"fake-telnyx-{next(self._ids)}"
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._play(call), f"fake-telnyx-{next(self._ids)}")
         data = {
             "call_control_id": call_control_id,
             "call_leg_id": str(uuid.uuid4()),
@@ -262,14 +239,6 @@ class FakeTelnyx:
             to_number=str(call.body["to"]),
         )
 
-    async def _hung_up_within(self, call: FakeTelnyxCall, seconds: float) -> bool:
-        try:
-            async with asyncio.timeout(seconds):
-                await call.hangup.wait()
-        except TimeoutError:
-            return False
-        return True
-
     async def _end(
         self, call: FakeTelnyxCall, cause: str, sip: str, source: str
     ) -> None:
@@ -343,19 +312,9 @@ class TelnyxStreamPlayer:
         )
         stream.call_control_id = start.call_control_id
         self.streams.append(stream)
-        try:
-            await stream.open()
-        except (OSError, InvalidHandshake, TimeoutError) as exc:
-            log.warning("fake Telnyx could not open the media stream: %s", exc)
-            return
-        try:
-            await stream.play(pcm, stop=False)
-            start.played.set()
-            await until_either(start.ended, stream)
-            if not stream.closed:
-                await stream.send_json(stream.stop_message())
-        finally:
-            await stream.close()
+        await play_and_hold(
+            stream, pcm, played=start.played, ended=start.ended, carrier="Telnyx"
+        )
 
 
 def _error(status: int, code: str, title: str) -> HttpResponse:

@@ -27,17 +27,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
-from websockets.exceptions import InvalidHandshake
-
 from mediaserver.corpus import read_wav
 from mediaserver.testing.fake_carrier_http import (
-    CallbackSender,
+    FakeCarrier,
     HttpRequest,
     HttpResponse,
-    LoopbackServer,
-    asgi_app,
     media_phase,
-    until_either,
+    play_and_hold,
 )
 from mediaserver.testing.twilio_stream import TwilioStream
 
@@ -126,7 +122,7 @@ def _rfc2822(when: dt.datetime) -> str:
     return email.utils.format_datetime(when, usegmt=True)
 
 
-class FakeTwilio:
+class FakeTwilio(FakeCarrier[FakeCall]):
     """Twilio's REST API and call progress, served on 127.0.0.1."""
 
     def __init__(
@@ -138,17 +134,13 @@ class FakeTwilio:
         default: CallScript | None = None,
         media_player: MediaPlayer | None = None,
     ) -> None:
+        super().__init__(self._handle, "fake-twilio")
         self.account_sid = account_sid
         self._auth_token = auth_token
         self.scripts = dict(scripts or {})
         self.default = default or CallScript()
         self._player = media_player
-        self._server = LoopbackServer(asgi_app(self._handle), "fake-twilio")
-        self._sender = CallbackSender()
         self._sids = itertools.count(1)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.calls: dict[str, FakeCall] = {}
-        self.requests: list[HttpRequest] = []
 
     @property
     def api_base(self) -> str:
@@ -160,18 +152,6 @@ class FakeTwilio:
 
     async def start(self) -> str:
         return await self._server.start()
-
-    async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.close()
-        await self._sender.close()
-
-    async def wait_ended(self) -> None:
-        """Wait until every call placed so far has sent its final callback."""
-        for call in list(self.calls.values()):
-            await call.ended.wait()
 
     # REST API
 
@@ -212,9 +192,7 @@ class FakeTwilio:
         sid = f"CA{next(self._sids):032x}"
         call = FakeCall(sid=sid, params=params, script=script)
         self.calls[sid] = call
-        task = asyncio.create_task(self._play(call), name=f"fake-twilio-{sid}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._play(call), f"fake-twilio-{sid}")
         return HttpResponse(201, self._call_json(call))
 
     def _update(self, call: FakeCall, request: HttpRequest) -> HttpResponse:
@@ -313,14 +291,6 @@ class FakeTwilio:
             account_sid=self.account_sid,
         )
 
-    async def _hung_up_within(self, call: FakeCall, seconds: float) -> bool:
-        try:
-            async with asyncio.timeout(seconds):
-                await call.hangup.wait()
-        except TimeoutError:
-            return False
-        return True
-
     async def _end(
         self, call: FakeCall, status: str, *, sip: str, duration: float = 0.0
     ) -> None:
@@ -401,16 +371,6 @@ class TwilioStreamPlayer:
         )
         stream.call_sid = start.call_sid
         self.streams.append(stream)
-        try:
-            await stream.open()
-        except (OSError, InvalidHandshake, TimeoutError) as exc:
-            log.warning("fake Twilio could not open the media stream: %s", exc)
-            return
-        try:
-            await stream.play(pcm, stop=False)
-            start.played.set()
-            await until_either(start.ended, stream)
-            if not stream.closed:
-                await stream.send_json(stream.stop_message())
-        finally:
-            await stream.close()
+        await play_and_hold(
+            stream, pcm, played=start.played, ended=start.ended, carrier="Twilio"
+        )
