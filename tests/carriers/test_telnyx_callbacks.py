@@ -108,6 +108,17 @@ async def setup(
     await fake.close()
 
 
+def dial_request(to: str, base: str, call_id: str) -> DialRequest:
+    return DialRequest(
+        call_id=call_id,
+        from_number="+15550002222",
+        to_number=to,
+        media_url="wss://127.0.0.1:1/telnyx",
+        media_token="t.1.m",
+        status_callback_url=base + WEBHOOK_PATH,
+    )
+
+
 @pytest.mark.parametrize(
     ("outcome", "expected", "cause"),
     [
@@ -127,16 +138,7 @@ async def test_signed_webhooks_reach_the_sink(
 ) -> None:
     fake, dialer, base, _ = setup
     fake.scripts["+15550003333"] = CallScript(outcome=outcome, ring_s=0.01, hold_s=0.01)
-    request = DialRequest(
-        call_id="call-5",
-        from_number="+15550002222",
-        to_number="+15550003333",
-        media_url="wss://127.0.0.1:1/telnyx",
-        media_token="t.1.m",
-        status_callback_url=base + WEBHOOK_PATH,
-    )
-
-    result = await dialer.dial(request)
+    result = await dialer.dial(dial_request("+15550003333", base, "call-5"))
     async with asyncio.timeout(10):
         await fake.wait_ended()
 
@@ -185,16 +187,7 @@ async def test_redelivered_webhooks_reach_the_sink_once(
     fake.scripts["+15550006666"] = CallScript(
         outcome="busy", ring_s=0.01, redeliver=True
     )
-    request = DialRequest(
-        call_id="call-6",
-        from_number="+15550002222",
-        to_number="+15550006666",
-        media_url="wss://127.0.0.1:1/telnyx",
-        media_token="t.1.m",
-        status_callback_url=base + WEBHOOK_PATH,
-    )
-
-    result = await dialer.dial(request)
+    result = await dialer.dial(dial_request("+15550006666", base, "call-6"))
     async with asyncio.timeout(10):
         await fake.wait_ended()
 
