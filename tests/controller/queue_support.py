@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -88,3 +90,13 @@ class EventLog:
 
     async def carrier_event(self, event: CarrierEvent) -> None:
         self.events.append(event)
+
+
+async def wait_until(condition: Callable[[], object], limit_s: float = 5.0) -> None:
+    """Poll `condition` until it holds or `limit_s` passes; the test then asserts."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while not condition():
+        if loop.time() > deadline:
+            return
+        await asyncio.sleep(0.01)

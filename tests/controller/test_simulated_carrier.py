@@ -22,7 +22,7 @@ from mediaserver.controller.status import CallStatus
 from mediaserver.errors import CarrierError, ValidationError
 from mediaserver.store.db import create_schema, make_engine
 from mediaserver.store.queue import QueueStore
-from tests.controller.queue_support import EventLog, campaign, launch
+from tests.controller.queue_support import EventLog, campaign, launch, wait_until
 
 SECRET = b"k" * 32
 
@@ -67,7 +67,7 @@ async def test_status_order_per_behaviour(
         sink=sink, log_path=tmp_path / "sim.log", speed=50, default_behavior=behavior
     )
     result = await carrier.dial(request())
-    await _wait_for(
+    await wait_until(
         lambda: sink.events and sink.events[-1].status.value == statuses[-1]
     )
     await carrier.close()
@@ -93,7 +93,7 @@ async def test_hangup_and_lookup(tmp_path: Path) -> None:
         sink=sink, log_path=log_path, speed=50, default_behavior="answer;hold=600"
     )
     result = await carrier.dial(request())
-    await _wait_for(
+    await wait_until(
         lambda: any(e.status is CarrierStatus.ANSWERED for e in sink.events)
     )
 
@@ -161,7 +161,7 @@ async def test_answer_streams_the_recording_like_twilio(
         recordings_dirs=[tmp_path],
     )
     await carrier.dial(request(media_url=url))
-    await _wait_for(
+    await wait_until(
         lambda: sink.events and sink.events[-1].status is CarrierStatus.COMPLETED
     )
     await carrier.close()
@@ -246,12 +246,3 @@ async def test_controller_with_simulated_carrier_ends_every_call(
         "completed": 1,
         "initiation_failed": 1,
     }
-
-
-async def _wait_for(condition: Any, limit_s: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit_s
-    while not condition():
-        if loop.time() > deadline:
-            return
-        await asyncio.sleep(0.01)

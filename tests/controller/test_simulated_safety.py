@@ -12,7 +12,6 @@ import json
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -32,7 +31,7 @@ from mediaserver.corpus import default_corpus_dir
 from mediaserver.errors import CarrierError, ValidationError
 from mediaserver.store.db import create_schema, make_engine
 from mediaserver.store.queue import QueueStore
-from tests.controller.queue_support import EventLog, campaign, launch
+from tests.controller.queue_support import EventLog, campaign, launch, wait_until
 
 SECRET = b"s" * 32
 
@@ -71,15 +70,6 @@ async def media_url() -> AsyncIterator[tuple[str, list[str]]]:
         yield f"ws://127.0.0.1:{port}/media/twilio", events
 
 
-async def _until(condition: Any, limit_s: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit_s
-    while not condition():
-        if loop.time() > deadline:
-            return
-        await asyncio.sleep(0.01)
-
-
 # -- 1. a recording that cannot play ends the call ---------------------------
 
 
@@ -104,7 +94,9 @@ async def test_a_recording_that_cannot_play_fails_the_call(
         recordings_dirs=[tmp_path],
     )
     await carrier.dial(_request(url))
-    await _until(lambda: sink.events and sink.events[-1].status is CarrierStatus.FAILED)
+    await wait_until(
+        lambda: sink.events and sink.events[-1].status is CarrierStatus.FAILED
+    )
     await carrier.close()
 
     assert [e.status for e in sink.events] == [
@@ -132,7 +124,9 @@ async def test_a_stereo_recording_fails_with_the_reason(
         recordings_dirs=[tmp_path],
     )
     await carrier.dial(_request(media_url[0]))
-    await _until(lambda: sink.events and sink.events[-1].status is CarrierStatus.FAILED)
+    await wait_until(
+        lambda: sink.events and sink.events[-1].status is CarrierStatus.FAILED
+    )
     await carrier.close()
     assert "need mono 16-bit PCM" in sink.events[-1].detail
 
