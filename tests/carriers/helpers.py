@@ -5,10 +5,27 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from litestar import Litestar
 
-from mediaserver.controller.dialer import CarrierEvent, CarrierStatus
+from mediaserver.controller.dialer import (
+    CarrierEvent,
+    CarrierStatus,
+    Dialer,
+    DialRequest,
+)
+from mediaserver.errors import CarrierError
 from mediaserver.testing.fake_carrier_http import LoopbackServer
+
+
+async def dial_refused(dialer: Dialer, request: DialRequest) -> CarrierError:
+    """The `CarrierError` a dial raises (a test fails if none); closes `dialer`."""
+    try:
+        with pytest.raises(CarrierError) as caught:
+            await dialer.dial(request)
+    finally:
+        await dialer.close()
+    return caught.value
 
 
 class RecordingSink:

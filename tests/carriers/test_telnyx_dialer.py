@@ -18,6 +18,7 @@ from mediaserver.controller.dialer import DialRequest
 from mediaserver.errors import CarrierError, ConfigError
 from mediaserver.testing.fake_telnyx import FakeTelnyx
 from mediaserver.testing.fake_twilio import CallScript, DialError
+from tests.carriers.helpers import dial_refused
 
 API_KEY = "KEY0123456789"
 CREDS = TelnyxCredentials(api_key=API_KEY, connection_id="conn-42")
@@ -130,24 +131,16 @@ async def test_wrong_key_is_refused_and_not_retryable(fake: FakeTelnyx) -> None:
     dialer = TelnyxDialer(
         TelnyxCredentials(api_key="wrong", connection_id="c"), api_base=fake.api_base
     )
-    try:
-        with pytest.raises(CarrierError) as caught:
-            await dialer.dial(request())
-    finally:
-        await dialer.close()
-    assert not caught.value.retryable
-    assert "401" in str(caught.value)
+    refused = await dial_refused(dialer, request())
+    assert not refused.retryable
+    assert "401" in str(refused)
     assert fake.requests[-1].headers["authorization"] == "Bearer wrong"
 
 
 async def test_unreachable_api_is_retryable() -> None:
     dialer = TelnyxDialer(CREDS, api_base="http://127.0.0.1:9/v2")
-    try:
-        with pytest.raises(CarrierError) as caught:
-            await dialer.dial(request())
-    finally:
-        await dialer.close()
-    assert caught.value.retryable
+    refused = await dial_refused(dialer, request())
+    assert refused.retryable
 
 
 async def test_dial_sends_json_with_bearer_auth(

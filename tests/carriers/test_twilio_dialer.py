@@ -14,6 +14,7 @@ from mediaserver.carriers.twilio import TwilioCredentials, TwilioDialer
 from mediaserver.controller.dialer import CarrierStatus, DialRequest
 from mediaserver.errors import CarrierError, ConfigError
 from mediaserver.testing.fake_twilio import CallScript, DialError, FakeTwilio
+from tests.carriers.helpers import dial_refused
 
 SID = "AC" + "1" * 32
 TOKEN = "secret-auth-token"
@@ -145,23 +146,15 @@ async def test_dial_errors_are_classified(
 
 async def test_wrong_credentials_are_not_retryable(fake: FakeTwilio) -> None:
     dialer = TwilioDialer(TwilioCredentials(SID, "wrong"), api_base=fake.api_base)
-    try:
-        with pytest.raises(CarrierError) as caught:
-            await dialer.dial(request())
-    finally:
-        await dialer.close()
-    assert not caught.value.retryable
-    assert "401" in str(caught.value)
+    refused = await dial_refused(dialer, request())
+    assert not refused.retryable
+    assert "401" in str(refused)
 
 
 async def test_unreachable_api_is_retryable() -> None:
     dialer = TwilioDialer(TwilioCredentials(SID, TOKEN), api_base="http://127.0.0.1:9")
-    try:
-        with pytest.raises(CarrierError) as caught:
-            await dialer.dial(request())
-    finally:
-        await dialer.close()
-    assert caught.value.retryable
+    refused = await dial_refused(dialer, request())
+    assert refused.retryable
 
 
 def test_credentials_come_from_env_and_never_show_the_token() -> None:
