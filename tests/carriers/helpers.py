@@ -28,6 +28,20 @@ async def dial_refused(dialer: Dialer, request: DialRequest) -> CarrierError:
     return caught.value
 
 
+def callback_dial(
+    carrier: str, to: str, callback_url: str, call_id: str
+) -> DialRequest:
+    """A dial whose status reaches `callback_url`; its media leg goes nowhere."""
+    return DialRequest(
+        call_id=call_id,
+        from_number="+15550002222",
+        to_number=to,
+        media_url=f"wss://127.0.0.1:1/{carrier}",
+        media_token="t.1.m",
+        status_callback_url=callback_url,
+    )
+
+
 class RecordingSink:
     """A `CarrierEventSink` that keeps what it was given."""
 

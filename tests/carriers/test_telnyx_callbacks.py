@@ -27,7 +27,7 @@ from mediaserver.controller.dialer import CarrierStatus, DialRequest
 from mediaserver.errors import ProtocolError
 from mediaserver.testing.fake_telnyx import FakeTelnyx, sign_webhook
 from mediaserver.testing.fake_twilio import CallScript
-from tests.carriers.helpers import AppServer, RecordingSink
+from tests.carriers.helpers import AppServer, RecordingSink, callback_dial
 
 API_KEY = "KEYabc"
 S = CarrierStatus
@@ -109,14 +109,7 @@ async def setup(
 
 
 def dial_request(to: str, base: str, call_id: str) -> DialRequest:
-    return DialRequest(
-        call_id=call_id,
-        from_number="+15550002222",
-        to_number=to,
-        media_url="wss://127.0.0.1:1/telnyx",
-        media_token="t.1.m",
-        status_callback_url=base + WEBHOOK_PATH,
-    )
+    return callback_dial("telnyx", to, base + WEBHOOK_PATH, call_id)
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from mediaserver.carriers.twilio import (
 from mediaserver.controller.dialer import CarrierEvent, CarrierStatus, DialRequest
 from mediaserver.errors import ProtocolError
 from mediaserver.testing.fake_twilio import CallScript, FakeTwilio, twilio_signature
-from tests.carriers.helpers import AppServer, RecordingSink
+from tests.carriers.helpers import AppServer, RecordingSink, callback_dial
 
 SID = "AC" + "2" * 32
 TOKEN = "callback-token"
@@ -91,14 +91,7 @@ async def setup(
 
 
 def dial_request(to: str, base: str, call_id: str) -> DialRequest:
-    return DialRequest(
-        call_id=call_id,
-        from_number="+15550002222",
-        to_number=to,
-        media_url="wss://127.0.0.1:1/twilio",
-        media_token="t.1.m",
-        status_callback_url=base + STATUS_PATH,
-    )
+    return callback_dial("twilio", to, base + STATUS_PATH, call_id)
 
 
 @pytest.mark.parametrize(
