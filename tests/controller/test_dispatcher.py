@@ -64,6 +64,21 @@ class Rig:
             )
         )
 
+    async def media_ended(self, attempt_id: str, end_type: str) -> None:
+        """The media plane's report that the call ended, as the session sends it."""
+        plan = await self.controller.plan_for(attempt_id)
+        conversation_id = plan.conversation_id if plan else attempt_id
+        now = self.clock()
+        await self.controller.call_ended(
+            CallOutcome(
+                call_id=attempt_id,
+                conversation_id=conversation_id,
+                started_at=now,
+                ended_at=now,
+                end_type=end_type,
+            )
+        )
+
     async def statuses(self) -> list[str]:
         return [a.status.value for a in await self.store.all_attempts()]
 
@@ -273,16 +288,7 @@ async def test_plan_and_media_observer(make_rig: Any) -> None:
     assert plan.conversation_id
 
     await rig.controller.call_answered(first.id, rig.clock())
-    now = rig.clock()
-    await rig.controller.call_ended(
-        CallOutcome(
-            call_id=first.id,
-            conversation_id=plan.conversation_id,
-            started_at=now,
-            ended_at=now,
-            end_type=EndType.USER_HANGUP,
-        )
-    )
+    await rig.media_ended(first.id, EndType.USER_HANGUP)
     stored = await rig.store.get(first.id)
     assert stored is not None
     assert stored.status is CallStatus.COMPLETED
@@ -310,22 +316,11 @@ async def test_media_outcome_after_carrier_completed_keeps_end_type(
     rig = await make_rig(campaign())
     (attempt,) = await rig.controller.enqueue([launch()])
     await rig.run_pass()
-    plan = await rig.controller.plan_for(attempt.id)
-    assert plan is not None
     await rig.controller.call_answered(attempt.id, rig.clock())
 
     # The carrier's "completed" wins the race with the media plane's report.
     await rig.event(attempt.id, CarrierStatus.COMPLETED)
-    now = rig.clock()
-    await rig.controller.call_ended(
-        CallOutcome(
-            call_id=attempt.id,
-            conversation_id=plan.conversation_id,
-            started_at=now,
-            ended_at=now,
-            end_type=EndType.VOICEMAIL_ENDED,
-        )
-    )
+    await rig.media_ended(attempt.id, EndType.VOICEMAIL_ENDED)
 
     stored = await rig.store.get(attempt.id)
     assert stored is not None
@@ -341,19 +336,8 @@ async def test_our_side_ending_hangs_up_the_carrier_leg(make_rig: Any) -> None:
         (ours, EndType.AGENT_HANGUP),
         (theirs, EndType.USER_HANGUP),
     ):
-        plan = await rig.controller.plan_for(attempt.id)
-        assert plan is not None
         await rig.controller.call_answered(attempt.id, rig.clock())
-        now = rig.clock()
-        await rig.controller.call_ended(
-            CallOutcome(
-                call_id=attempt.id,
-                conversation_id=plan.conversation_id,
-                started_at=now,
-                ended_at=now,
-                end_type=end_type,
-            )
-        )
+        await rig.media_ended(attempt.id, end_type)
 
     # The callee hanging up needs no hangup from us; our own ending does.
     assert rig.dialer.hangups == [f"P-{ours.id}"]
