@@ -38,12 +38,13 @@ from mediaserver.controller.status import (
 )
 from mediaserver.controller.window import (
     Placement,
-    Window,
-    applied_zone_names,
-    place,
 )
-from mediaserver.store.campaign_tables import campaign_versions
 from mediaserver.store.db import READ_ONLY
+from mediaserver.store.queue_placement import (
+    enqueued_detail,
+    placed_for,
+    windows_for,
+)
 from mediaserver.store.queue_tables import call_attempts, call_status_history
 
 _T = call_attempts
@@ -208,18 +209,18 @@ class QueueStore:
             return []
 
         now = self._clock()
-        windows = await _windows_for(conn, items)
+        windows = await windows_for(conn, items)
         placements: dict[tuple[Any, ...], Placement] = {}
         rows: list[dict[str, Any]] = []
         details: list[str] = []
         for item in items:
             row = _insert_values(item, now)
             window = windows[(item.campaign_id, item.campaign_version)]
-            placed = _placed(placements, window, item)
+            placed = placed_for(placements, window, item)
             row["scheduled_for"] = placed.scheduled_for
             row["zone"] = placed.zone
             rows.append(row)
-            details.append(_enqueued_detail(placed))
+            details.append(enqueued_detail(placed))
         await conn.execute(sa.insert(_T), rows)
         await self._record_many(conn, rows, None, CallStatus.QUEUED, now, details)
         return [Attempt.from_row(row) for row in rows]
@@ -539,68 +540,6 @@ class QueueStore:
     async def _all(self, query: sa.Select[Any]) -> list[_Row]:
         async with self._reading() as conn:
             return list((await conn.execute(query)).mappings())
-
-
-_Key = tuple[str, int]
-
-
-async def _windows_for(
-    conn: AsyncConnection, items: Sequence[NewAttempt]
-) -> dict[_Key, Window | None]:
-    """Each campaign version's calling window: the item's, else the stored one."""
-    found: dict[_Key, Window | None] = {}
-    for item in items:
-        key = (item.campaign_id, item.campaign_version)
-        if key in found:
-            continue
-        spec = item.calling_window or await _stored_window(conn, *key)
-        window = Window.from_spec(spec) if spec is not None else None
-        found[key] = window if window is not None and window.days else None
-    return found
-
-
-async def _stored_window(
-    conn: AsyncConnection, campaign_id: str, version: int
-) -> CallingWindow | None:
-    """The saved version's window; None if the campaign is not in this store."""
-    query = sa.select(campaign_versions.c.body).where(
-        campaign_versions.c.campaign_id == campaign_id,
-        campaign_versions.c.version == version,
-    )
-    body = (await conn.execute(query)).scalar_one_or_none()
-    if not isinstance(body, Mapping):
-        return None
-    try:  # a missing block is the campaign default, as when it was read
-        return msgspec.convert(body.get("calling_window") or {}, CallingWindow)
-    except msgspec.ValidationError:
-        return None
-
-
-def _placed(
-    memo: dict[tuple[Any, ...], Placement], window: Window | None, item: NewAttempt
-) -> Placement:
-    """`place`, remembered per batch: a CSV's rows share window, time and zones."""
-    names = applied_zone_names(item.recipient_number, item.timezone)
-    key = (window, item.scheduled_for, names)
-    placed = memo.get(key)
-    if placed is None:
-        if window is None:  # no window known here; the dispatcher still checks
-            zone = names[0] if len(names) == 1 else None
-            placed = Placement(
-                scheduled_for=item.scheduled_for, zone=zone, deferred=False
-            )
-        else:
-            placed = place(window, item.scheduled_for, names)
-        memo[key] = placed
-    return placed
-
-
-def _enqueued_detail(placed: Placement) -> str:
-    if not placed.deferred:
-        return "enqueued"
-    return (
-        f"enqueued; outside calling window until {placed.scheduled_for:%Y-%m-%dT%H:%M}Z"
-    )
 
 
 def _insert_values(item: NewAttempt, now: dt.datetime) -> dict[str, Any]:
