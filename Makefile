@@ -16,6 +16,12 @@ lint: setup
 test: lint
 	bash scripts/test.sh
 
+# Figures against DESIGN.md's targets; see the README's "Measured".
 bench: setup
 	.venv/bin/python -m benchmarks.amd_accuracy
+	.venv/bin/python -m benchmarks.amd_ws --speed 4
 	.venv/bin/python -m benchmarks.capacity
+	.venv/bin/python -m benchmarks.dispatch
+	.venv/bin/python -m benchmarks.csv_rows
+	.venv/bin/python -m benchmarks.webhooks
+	.venv/bin/python -m benchmarks.carriers
