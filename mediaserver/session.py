@@ -38,6 +38,7 @@ from mediaserver.amd.events import (
     Verdict,
 )
 from mediaserver.amd.pipeline import AmdPipeline
+from mediaserver.clock import utc_now
 from mediaserver.codecs.g711 import alaw_to_pcm, ulaw_to_pcm
 from mediaserver.logs import mask_number
 from mediaserver.media_amd import AmdEngine
@@ -65,10 +66,6 @@ class CarrierSender(Protocol):
     async def send(self, message: bytes) -> None: ...
 
     async def close(self, code: int, reason: str) -> None: ...
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class CallSession:

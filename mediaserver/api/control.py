@@ -33,6 +33,7 @@ from mediaserver.api.schemas import (
     RejectedRow,
     StatusChange,
 )
+from mediaserver.clock import Clock
 from mediaserver.controller.campaign import Campaign, parse_campaign
 from mediaserver.controller.csv_import import RowRejection, import_csv
 from mediaserver.controller.launch import LaunchRequest, prepare_launch
@@ -47,7 +48,6 @@ from mediaserver.store.queue_tables import call_attempts
 
 logger = logging.getLogger(__name__)
 
-Clock = Callable[[], dt.datetime]
 
 SPOOL_IN_MEMORY = 1024 * 1024  # an upload beyond this is spooled to a temp file
 # Rows parsed between two turns of the loop: parsing is CPU work that calls

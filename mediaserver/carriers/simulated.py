@@ -31,11 +31,12 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
 
+from mediaserver.clock import Clock
 from mediaserver.controller.dialer import (
     TERMINAL_STATUSES,
     CarrierEvent,
@@ -51,7 +52,6 @@ from mediaserver.plan import PlanSource
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], dt.datetime]
 KINDS = ("answer", "busy", "decline", "no_answer", "fail", "dial_error")
 
 

@@ -17,7 +17,6 @@ import asyncio
 import datetime as dt
 import logging
 import random
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -28,6 +27,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from openai.types.shared_params import ResponseFormatJSONSchema
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mediaserver.clock import Clock
 from mediaserver.controller.actions import FieldSpec, PostAnalysisTemplate
 from mediaserver.controller.delivery import DEFAULT_BACKOFF, BackoffPolicy
 from mediaserver.errors import LlmError
@@ -35,7 +35,6 @@ from mediaserver.store.outbox_tables import aware, call_analyses, claim_due
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], dt.datetime]
 
 _JSON_TYPES = {
     "string": "string",

@@ -9,22 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mediaserver.clock import Clock, utc_now
 from mediaserver.store.outbox_tables import aware, call_events, webhook_deliveries
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], dt.datetime]
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class DeliveryView(msgspec.Struct, frozen=True, kw_only=True):

@@ -23,13 +23,14 @@ import hmac
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mediaserver.clock import Clock, utc_now
 from mediaserver.errors import DeliveryError
 from mediaserver.logs import RateLimitedLog
 from mediaserver.store.outbox_tables import claim_due, webhook_deliveries
@@ -37,7 +38,6 @@ from mediaserver.store.outbox_tables import claim_due, webhook_deliveries
 log = logging.getLogger(__name__)
 _warn = RateLimitedLog(log)
 
-Clock = Callable[[], dt.datetime]
 
 HEADER_ID = "Callwright-Webhook-Id"
 HEADER_EVENT_ID = "Callwright-Event-Id"
@@ -96,10 +96,6 @@ class BackoffPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
 
 DEFAULT_BACKOFF = BackoffPolicy()
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class DeliveryWorker:

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from mediaserver.clock import Clock
 from mediaserver.controller.campaign import Campaign
 from mediaserver.controller.window import (
     Window,
@@ -34,7 +35,6 @@ from mediaserver.store.queue import Attempt, QueueStore
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], dt.datetime]
 DialStarter = Callable[[Attempt, Campaign], Awaitable[None]]
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import msgspec
@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mediaserver.amd.events import Verdict
+from mediaserver.clock import Clock, utc_now
 from mediaserver.controller.actions import (
     Action,
     PostAnalysisTemplate,
@@ -59,12 +60,6 @@ from mediaserver.store.outbox_tables import (
 from mediaserver.store.queue_tables import call_attempts
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], dt.datetime]
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class CampaignActions(Protocol):

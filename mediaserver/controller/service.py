@@ -20,12 +20,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mediaserver import tokens
 from mediaserver.amd.events import Verdict
+from mediaserver.clock import Clock
 from mediaserver.controller.campaign import Campaign
 from mediaserver.controller.dialer import (
     CarrierEvent,
@@ -57,7 +58,6 @@ _DIALLED = frozenset(
     }
 )
 
-Clock = Callable[[], dt.datetime]
 _ERROR_MAX = 500
 
 

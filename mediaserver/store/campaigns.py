@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,6 +24,8 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from mediaserver.clock import Clock
+from mediaserver.clock import utc_now as _utc_now
 from mediaserver.controller.campaign import (
     Campaign,
     actions_view,
@@ -36,12 +38,6 @@ from mediaserver.store.campaign_tables import campaign_versions, campaigns
 from mediaserver.store.db import READ_ONLY
 
 logger = logging.getLogger(__name__)
-
-Clock = Callable[[], dt.datetime]
-
-
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class CampaignConflict(StoreError):
